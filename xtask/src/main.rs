@@ -1,0 +1,81 @@
+//! `cargo xtask`: the project's auxiliary commands, in Rust rather than shell (rust-analyzer's
+//! `xtask` pattern). `.cargo/config.toml` aliases `cargo xtask` to `cargo run -p xtask --`.
+//!
+//! # Layout
+//! - `test`     — the one test command: Postgres for the tests, fmt, clippy, every test.
+//! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
+//! - `system`   — running commands, Debian packages, the workspace's paths.
+//! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
+
+mod bench;
+mod postgres;
+mod system;
+mod test;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+
+/// Set by the Ctrl-C handler.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Hallwatch's auxiliary commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole test suite: starts a throwaway PostgreSQL unless DATABASE_URL is set,
+    /// then checks formatting, runs clippy with -D warnings and every test of the workspace.
+    Test(test::TestArgs),
+    /// Start a throwaway PostgreSQL, print its DATABASE_URL, and stop it on Ctrl-C (for running
+    /// single tests by hand with `DATABASE_URL=... cargo nextest run ...`).
+    Postgres,
+    /// Run a benchmark scenario with release builds and print its figures (medians of runs).
+    Bench(bench::BenchArgs),
+    /// Run the whole system on this machine (brought by the cloud dashboard issue, #7).
+    Demo,
+    /// Build the Debian packages into target/packages (brought by the packaging issue, #8).
+    Package,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // Ctrl-C reaches the child processes (cargo, Postgres) through the terminal; xtask itself
+    // keeps going so that it can stop the cluster it started.
+    if let Err(err) = ctrlc::set_handler(|| {
+        eprintln!("xtask: interrupted, cleaning up");
+        INTERRUPTED.store(true, Ordering::SeqCst);
+    }) {
+        eprintln!("xtask: cannot install the Ctrl-C handler: {err}");
+    }
+    let result = match cli.command {
+        Command::Test(args) => test::run(&args),
+        Command::Postgres => serve_postgres(),
+        Command::Bench(args) => bench::run(&args),
+        Command::Demo => Err(anyhow::anyhow!(
+            "`cargo xtask demo` is not built yet: issue #7 (cloud dashboard and demo) brings it"
+        )),
+        Command::Package => Err(anyhow::anyhow!(
+            "`cargo xtask package` is not built yet: issue #8 (packaging) brings it"
+        )),
+    };
+    if let Err(err) = result {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve_postgres() -> anyhow::Result<()> {
+    let postgres = postgres::Postgres::ensure()?;
+    println!("export DATABASE_URL={}", postgres.url);
+    eprintln!("xtask: PostgreSQL is running; Ctrl-C stops and removes it");
+    while !INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    postgres.stop();
+    Ok(())
+}

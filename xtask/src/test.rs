@@ -1,0 +1,78 @@
+//! `cargo xtask test`: the project's one test command, as README and `.ci/run` call it.
+//!
+//! Order: cheap checks first (fmt, clippy, the no_std build), then a PostgreSQL server for the
+//! tests, then every test of the workspace (nextest when installed, plus doctests). The cluster
+//! this command started is stopped on every path out, including failures.
+
+use anyhow::{Result, bail};
+
+use crate::postgres::Postgres;
+use crate::system::{self, cargo};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// Arguments passed on to the test runner, e.g. `-- -p shared` or a test-name filter.
+    #[arg(last = true)]
+    runner_args: Vec<String>,
+}
+
+pub(crate) fn run(args: &TestArgs) -> Result<()> {
+    system::run(system::cargo().args(["fmt", "--all", "--", "--check"]))?;
+    system::run(system::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    check_no_std()?;
+
+    let postgres = Postgres::ensure()?;
+    let result = run_tests(&postgres.url, &args.runner_args);
+    postgres.stop();
+    result
+}
+
+fn run_tests(url: &str, extra: &[String]) -> Result<()> {
+    let nextest = system::succeeds(cargo().args(["nextest", "--version"]));
+    let mut tests = cargo();
+    if nextest {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("xtask: cargo-nextest not found, using cargo test");
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    system::run(tests.args(extra).env("DATABASE_URL", url))?;
+    if nextest && extra.is_empty() {
+        // nextest does not run doctests.
+        system::run(
+            cargo()
+                .args(["test", "--workspace", "--doc"])
+                .env("DATABASE_URL", url),
+        )?;
+    }
+    Ok(())
+}
+
+/// firmware-protocol must build for firmware: `#![no_std]`, no default features, and no
+/// dependency feature that drags std back in.
+fn check_no_std() -> Result<()> {
+    let crate_args = ["-p", "firmware-protocol", "--no-default-features"];
+    system::run(cargo().arg("build").args(crate_args))?;
+    let tree = system::output(cargo().arg("tree").args(crate_args).args([
+        "-e",
+        "features,normal",
+        "--prefix",
+        "none",
+    ]))?;
+    let std_features: Vec<&str> = tree
+        .lines()
+        .filter(|line| line.contains("feature \"std\"") || line.contains("feature \"use-std\""))
+        .collect();
+    if !std_features.is_empty() {
+        bail!("firmware-protocol without default features pulls in std: {std_features:?}");
+    }
+    eprintln!("xtask: firmware-protocol builds as no_std (no std feature in its dependency tree)");
+    Ok(())
+}

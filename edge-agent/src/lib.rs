@@ -3,15 +3,27 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: `agent.toml`, raw (serde) then validated.
+//! - [`install`]: the installer's commands: `init`, `device add|list|revoke`.
+//! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
+//! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
+//! - `files` (private): writing new files and replacing files atomically.
+//!
+//! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
 //! Modules that later issues bring, one owner per outside system (see ARCHITECTURE.md):
-//! `config`, `pki`, `gate`, `broker` (#3); `store`, `alerts`, `health`, `occupancy`, `api` (#4);
-//! `sync` (#6).
+//! `gate`, `broker` (#3); `alerts`, `health`, `occupancy`, `api` (#4); `sync` (#6).
 //!
 //! # Invariants
 //!
 //! - The gateway's local operation never waits on the cloud.
-//! - Only `store` speaks SQL (from #4); only `broker` imports rumqttd (from #3).
+//! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
+//! - Private keys are created with mode 0600 and never widened afterwards.
 
+pub mod config;
+mod files;
 pub mod inspect;
+pub mod install;
+pub mod pki;
+pub mod store;

@@ -1,33 +1,14 @@
 //! The `edge-agent` binary: arguments → the library. Nothing else lives here.
 
+mod cli;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use cli::{Cli, Command, DeviceCommand, Way};
+use edge_agent::install::{self, InitOptions, InstallError};
+use edge_agent::store::NewDevice;
 use firmware_protocol::Direction;
-
-#[derive(Debug, Parser)]
-#[command(name = "edge-agent", version, about = "Hallwatch gateway agent")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Decode a device frame given in hex and print its fields (or why it is refused).
-    DecodeFrame {
-        /// `up` for device → gateway frames, `down` for gateway → device frames.
-        direction: Way,
-        /// The frame's bytes in hex; spaces are ignored.
-        hex: Vec<String>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Way {
-    Up,
-    Down,
-}
 
 fn main() -> ExitCode {
     // One crypto provider for every TLS user in the process (rustls, reqwest, rumqttc); with
@@ -39,8 +20,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::DecodeFrame { direction, hex } => {
             let direction = match direction {
                 Way::Up => Direction::Up,
@@ -50,12 +30,90 @@ fn main() -> ExitCode {
                 .map(|text| println!("{text}"))
                 .map_err(anyhow::Error::from)
         }
+        Command::Init(args) => run_install(|| init(args)),
+        Command::Device(command) => run_install(|| device(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("edge-agent: error: {err:#}");
-            ExitCode::FAILURE
+            let code = err
+                .downcast_ref::<InstallError>()
+                .map_or(1, InstallError::exit_code);
+            ExitCode::from(code)
         }
     }
+}
+
+fn run_install(command: impl FnOnce() -> Result<(), InstallError>) -> anyhow::Result<()> {
+    command().map_err(anyhow::Error::from)
+}
+
+fn init(args: cli::InitArgs) -> Result<(), InstallError> {
+    let done = install::init(InitOptions {
+        data_dir: args.data_dir.clone(),
+        school_id: args.school_id,
+        school_name: args.school_name,
+        hostnames: args.hostnames,
+        ips: args.ips,
+        mqtt_listen: args.mqtt_listen,
+        http_listen: args.http_listen,
+    })?;
+    let config = &done.config;
+    println!(
+        "Initialised {} for school {} ({}).",
+        args.data_dir.display(),
+        config.school_id,
+        config.school_name
+    );
+    let ips: Vec<String> = config.ips.iter().map(ToString::to_string).collect();
+    let names = [config.hostnames.clone(), ips].concat();
+    println!("Server certificate names: {}", names.join(", "));
+    for file in &done.files {
+        println!("  wrote {}", file.display());
+    }
+    Ok(())
+}
+
+fn device(command: DeviceCommand) -> Result<(), InstallError> {
+    match command {
+        DeviceCommand::Add {
+            data_dir,
+            id,
+            kind,
+            room,
+            out,
+        } => {
+            let device = NewDevice {
+                id,
+                kind: kind.into(),
+                room,
+            };
+            let added = install::add_device(&data_dir, &device, &out)?;
+            println!(
+                "Registered {} {} in room {} (certificate serial {}).",
+                device.kind, device.id, device.room, added.serial
+            );
+            for file in &added.files {
+                println!("  wrote {}", file.display());
+            }
+        }
+        DeviceCommand::List { data_dir } => {
+            print!(
+                "{}",
+                install::render_table(&install::list_devices(&data_dir)?)
+            );
+        }
+        DeviceCommand::Revoke { data_dir, id } => {
+            let revoked = install::revoke_device(&data_dir, &id)?;
+            let serials: Vec<String> = revoked.serials.iter().map(ToString::to_string).collect();
+            println!(
+                "Revoked {id} (certificates revoked: {}); wrote {} (CRL number {}).",
+                serials.join(", "),
+                revoked.crl_path.display(),
+                revoked.crl_number
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,138 @@
+//! The binary's command line: clap definitions, each argument parsed into its domain type so
+//! a bad value is refused before any file is touched.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use edge_agent::config::{DEFAULT_HTTP_LISTEN, DEFAULT_MQTT_LISTEN, validate_school_name};
+use edge_agent::store::DeviceKind;
+use firmware_protocol::Label;
+use shared::ids::{DeviceId, SchoolId};
+
+#[derive(Debug, Parser)]
+#[command(name = "edge-agent", version, about = "Hallwatch gateway agent")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Set up a gateway: the data directory, agent.toml, the database, the gateway's CA and
+    /// its TLS server certificate. Refuses a directory that is already initialised.
+    Init(InitArgs),
+    /// Register, list and revoke devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Decode a device frame given in hex and print its fields (or why it is refused).
+    DecodeFrame {
+        /// `up` for device → gateway frames, `down` for gateway → device frames.
+        direction: Way,
+        /// The frame's bytes in hex; spaces are ignored.
+        hex: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The gateway's data directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// The school's id: ASCII letters, digits, '-' and '_', at most 64 bytes. It goes into
+    /// every certificate the gateway issues.
+    #[arg(long, value_name = "ID")]
+    pub(crate) school_id: SchoolId,
+    /// The school's name, for people (at most 200 characters).
+    #[arg(long, value_name = "NAME", value_parser = school_name)]
+    pub(crate) school_name: String,
+    /// A DNS name devices use to reach the gateway; repeat for several. The first one goes
+    /// into device bundles. With neither --hostname nor --ip: localhost and 127.0.0.1.
+    #[arg(long = "hostname", value_name = "H", value_parser = hostname)]
+    pub(crate) hostnames: Vec<String>,
+    /// An IP address devices use to reach the gateway; repeat for several. Every one is in the
+    /// server certificate.
+    #[arg(long = "ip", value_name = "IP")]
+    pub(crate) ips: Vec<IpAddr>,
+    /// Where the device-facing MQTT over TLS listener binds.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_MQTT_LISTEN)]
+    pub(crate) mqtt_listen: SocketAddr,
+    /// Where the local dashboard binds.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
+    pub(crate) http_listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// Register a device and write its provisioning bundle (ca.pem, device.pem, device.key,
+    /// bundle.json, nvs.csv for ESP-IDF's nvs_partition_gen.py).
+    Add {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The device's id: ASCII letters, digits, '-' and '_', at most 32 bytes.
+        #[arg(long, value_name = "DEVICE_ID")]
+        id: DeviceId,
+        /// What the device is.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// The room it is installed in: 1 to 32 ASCII letters, digits, '-', '_', '.', spaces.
+        #[arg(long, value_name = "ROOM", value_parser = room)]
+        room: Label,
+        /// Where to write the bundle (created if missing; must not hold a bundle already).
+        #[arg(long, value_name = "BUNDLE_DIR")]
+        out: PathBuf,
+    },
+    /// List every device: id, kind, room, certificate serial and expiry, state, last seen.
+    List {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a device: its certificates go on the gateway's CRL (crl.pem in the data dir).
+    Revoke {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The device to revoke.
+        #[arg(long, value_name = "DEVICE_ID")]
+        id: DeviceId,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Way {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Kind {
+    /// A panic button.
+    Button,
+    /// A people-counting camera.
+    Camera,
+}
+
+impl From<Kind> for DeviceKind {
+    fn from(kind: Kind) -> DeviceKind {
+        match kind {
+            Kind::Button => DeviceKind::Button,
+            Kind::Camera => DeviceKind::Camera,
+        }
+    }
+}
+
+fn school_name(s: &str) -> Result<String, String> {
+    validate_school_name(s).map_err(|reason| format!("the school name {reason}"))
+}
+
+fn room(s: &str) -> Result<Label, String> {
+    Label::new(s).map_err(|e| e.to_string())
+}
+
+fn hostname(s: &str) -> Result<String, String> {
+    rustls::pki_types::DnsName::try_from(s)
+        .map(|_| s.to_ascii_lowercase())
+        .map_err(|_| format!("{s:?} is not a DNS name"))
+}

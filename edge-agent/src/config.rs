@@ -1,0 +1,288 @@
+//! `agent.toml`: read into [`RawConfig`] (serde, unknown fields refused), then validated into
+//! [`Config`], whose fields are typed. Every error names the field that is wrong.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use shared::ids::SchoolId;
+
+/// The config file's name inside the data directory.
+pub const CONFIG_FILE: &str = "agent.toml";
+/// The longest school name accepted, in characters.
+pub const MAX_SCHOOL_NAME_CHARS: usize = 200;
+/// Where the device listener binds unless configured otherwise.
+pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
+/// Where the local dashboard binds unless configured otherwise.
+pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8080";
+
+/// The gateway's validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The school this gateway serves.
+    pub school_id: SchoolId,
+    /// The school's name, for people.
+    pub school_name: String,
+    /// Names devices use to reach the gateway (the server certificate's DNS names).
+    pub hostnames: Vec<String>,
+    /// Addresses devices use to reach the gateway (the server certificate's IP names).
+    pub ips: Vec<IpAddr>,
+    /// The device-facing MQTT over TLS listener.
+    pub mqtt_listen: SocketAddr,
+    /// The local dashboard's listener.
+    pub http_listen: SocketAddr,
+}
+
+/// Why `agent.toml` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// `agent.toml` as written, before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub school: RawSchool,
+    #[serde(default)]
+    pub gateway: RawGateway,
+    #[serde(default)]
+    pub mqtt: RawListen,
+    #[serde(default)]
+    pub http: RawListen,
+}
+
+/// `[school]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchool {
+    pub id: String,
+    pub name: String,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+/// `[mqtt]` and `[http]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `DATA_DIR/agent.toml`.
+    pub fn load(data_dir: &Path) -> Result<Config, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|err| match err {
+            ConfigError::Syntax { source, .. } => ConfigError::Syntax { path, source },
+            other => other,
+        })
+    }
+
+    /// Parses and validates the text of an `agent.toml`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from(CONFIG_FILE),
+            source: Box::new(e),
+        })?;
+        raw.validate()
+    }
+
+    /// The host devices are told to connect to: the first hostname, else the first IP.
+    pub fn device_host(&self) -> Option<String> {
+        self.hostnames
+            .first()
+            .cloned()
+            .or_else(|| self.ips.first().map(IpAddr::to_string))
+    }
+
+    /// `agent.toml` for this configuration, with comments for whoever edits it next.
+    pub fn to_toml(&self) -> String {
+        let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let list = |items: Vec<String>| {
+            let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        format!(
+            "# Hallwatch gateway configuration, written by `edge-agent init`.\n\
+             # Unknown keys are refused. Changing hostnames or ips here does not re-issue the\n\
+             # gateway's server certificate.\n\n\
+             [school]\n\
+             # The school's id (letters, digits, '-' and '_'); it is in every device certificate.\n\
+             id = {}\n\
+             name = {}\n\n\
+             [gateway]\n\
+             # How devices reach this gateway; the first entry goes into provisioning bundles.\n\
+             hostnames = {}\n\
+             ips = {}\n\n\
+             [mqtt]\n\
+             # The device-facing MQTT over mutual TLS listener.\n\
+             listen = {}\n\n\
+             [http]\n\
+             # The local dashboard.\n\
+             listen = {}\n",
+            quote(self.school_id.as_str()),
+            quote(&self.school_name),
+            list(self.hostnames.clone()),
+            list(self.ips.iter().map(IpAddr::to_string).collect()),
+            quote(&self.mqtt_listen.to_string()),
+            quote(&self.http_listen.to_string()),
+        )
+    }
+}
+
+impl RawConfig {
+    /// Checks every field and converts it to its type.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let invalid = |field, reason: String| ConfigError::Invalid { field, reason };
+        let school_id = SchoolId::try_from(self.school.id.as_str())
+            .map_err(|e| invalid("school.id", e.to_string()))?;
+        let school_name = validate_school_name(&self.school.name)
+            .map_err(|reason| invalid("school.name", reason))?;
+        let ips = self
+            .gateway
+            .ips
+            .iter()
+            .map(|ip| {
+                ip.parse()
+                    .map_err(|_| invalid("gateway.ips", format!("{ip:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<IpAddr>, _>>()?;
+        let listen = |field, raw: Option<String>, default: &str| {
+            let text = raw.unwrap_or_else(|| default.to_owned());
+            text.parse::<SocketAddr>()
+                .map_err(|_| invalid(field, format!("{text:?} is not an address:port")))
+        };
+        Ok(Config {
+            school_id,
+            school_name,
+            hostnames: self.gateway.hostnames,
+            ips,
+            mqtt_listen: listen("mqtt.listen", self.mqtt.listen, DEFAULT_MQTT_LISTEN)?,
+            http_listen: listen("http.listen", self.http.listen, DEFAULT_HTTP_LISTEN)?,
+        })
+    }
+}
+
+/// A school name: not blank, at most [`MAX_SCHOOL_NAME_CHARS`] characters, no control
+/// characters. Returned trimmed.
+pub fn validate_school_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let chars = name.chars().count();
+    if chars > MAX_SCHOOL_NAME_CHARS {
+        return Err(format!(
+            "is {chars} characters long, at most {MAX_SCHOOL_NAME_CHARS} are allowed"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[school]\nid = \"lincoln-high\"\nname = \"Lincoln High\"\n";
+
+    fn field_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { field, .. } => field.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_the_listeners() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.mqtt_listen, DEFAULT_MQTT_LISTEN.parse().unwrap());
+        assert_eq!(config.http_listen, DEFAULT_HTTP_LISTEN.parse().unwrap());
+        assert_eq!(config.device_host(), None);
+    }
+
+    #[test]
+    fn written_config_reads_back_the_same() {
+        let mut config = Config::parse(GOOD).unwrap();
+        config.school_name = "St. \"Quoted\" School".into();
+        config.hostnames = vec!["gw.local".into()];
+        config.ips = vec!["10.0.0.2".parse().unwrap()];
+        assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
+        assert_eq!(config.device_host().as_deref(), Some("gw.local"));
+    }
+
+    #[test]
+    fn refuses_a_bad_school_id() {
+        let err = Config::parse("[school]\nid = \"a/b\"\nname = \"X\"\n").unwrap_err();
+        assert_eq!(field_of(err), "school.id");
+    }
+
+    #[test]
+    fn refuses_a_blank_or_long_school_name() {
+        let err = Config::parse("[school]\nid = \"a\"\nname = \"  \"\n").unwrap_err();
+        assert_eq!(field_of(err), "school.name");
+        let long = format!("[school]\nid = \"a\"\nname = \"{}\"\n", "x".repeat(201));
+        assert_eq!(field_of(Config::parse(&long).unwrap_err()), "school.name");
+    }
+
+    #[test]
+    fn refuses_a_bad_listen_address() {
+        let text = format!("{GOOD}[mqtt]\nlisten = \"8883\"\n");
+        assert_eq!(field_of(Config::parse(&text).unwrap_err()), "mqtt.listen");
+        let text = format!("{GOOD}[http]\nlisten = \"nowhere:80\"\n");
+        assert_eq!(field_of(Config::parse(&text).unwrap_err()), "http.listen");
+    }
+
+    #[test]
+    fn refuses_a_bad_ip() {
+        let text = format!("{GOOD}[gateway]\nips = [\"10.0.0.300\"]\n");
+        assert_eq!(field_of(Config::parse(&text).unwrap_err()), "gateway.ips");
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_names_them() {
+        let text = format!("{GOOD}[mqtt]\nlisten = \"0.0.0.0:1\"\nport = 1\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+        let err = Config::parse(&format!("{GOOD}[extra]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Config::load(dir.path()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains(CONFIG_FILE), "{err}");
+    }
+}

@@ -1,0 +1,71 @@
+//! The installer's commands: `init` sets up a gateway's data directory, `device add`,
+//! `device list` and `device revoke` manage its devices. They compose [`crate::config`],
+//! [`crate::pki`] and [`crate::store`]; the binary only parses arguments and prints.
+
+mod bundle;
+mod device;
+mod init;
+
+use std::path::PathBuf;
+
+use shared::ids::DeviceId;
+
+pub use bundle::{BUNDLE_FILES, BundleJson, GatewayAddr, NVS_NAMESPACE, Pems, Topics, nvs_csv};
+pub use device::{
+    AddedDevice, RevokedDevice, add_device, list_devices, render_table, revoke_device,
+};
+pub use init::{InitOptions, Initialised, init};
+
+/// The CRL's file name inside the data directory.
+pub const CRL_FILE: &str = "crl.pem";
+/// The gateway's server certificate and key inside the data directory.
+pub const SERVER_CERT_FILE: &str = "server.pem";
+/// See [`SERVER_CERT_FILE`].
+pub const SERVER_KEY_FILE: &str = "server.key";
+
+/// Why an installer command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is already initialised ({} exists); refusing to overwrite it",
+        dir.display(),
+        found.display()
+    )]
+    AlreadyInitialised { dir: PathBuf, found: PathBuf },
+    #[error("{}: {reason}", dir.display())]
+    BundleDir { dir: PathBuf, reason: String },
+    #[error("device {0} has no topic namespace: {1}")]
+    Topic(DeviceId, String),
+    #[error("the configuration names no hostname or IP for devices to connect to")]
+    NoDeviceHost,
+    #[error("cannot write the bundle: {0}")]
+    Bundle(String),
+}
+
+impl InstallError {
+    /// The process exit status for this error: 64 (EX_USAGE) for a bad configuration, 1
+    /// otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InstallError::Config(_) | InstallError::NoDeviceHost => 64,
+            _ => 1,
+        }
+    }
+}
+
+fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> InstallError {
+    let path = path.into();
+    move |source| InstallError::Io { path, source }
+}

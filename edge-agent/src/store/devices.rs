@@ -1,0 +1,239 @@
+//! Registering and revoking devices. Each change runs in one transaction together with
+//! the caller's work (issuing the certificate, writing the CRL), so a failure leaves neither
+//! a half-registered device nor a revocation without its CRL.
+
+use rusqlite::OptionalExtension;
+use shared::UnixMillis;
+use shared::ids::DeviceId;
+
+use super::model::{CertRole, NewDevice};
+use super::{Store, StoreError, serial_from};
+use crate::pki::Revoked;
+
+/// What a CRL written after a revocation must contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlUpdate {
+    /// The CRL's number; larger than any number handed out before.
+    pub number: u64,
+    /// Every revoked certificate, oldest first.
+    pub revoked: Vec<Revoked>,
+    /// The serials revoked just now.
+    pub newly_revoked: Vec<u64>,
+}
+
+impl Store {
+    /// Registers `device` with a certificate valid from `not_before` to `not_after`, then calls
+    /// `issue` with the certificate's serial. The registration is committed only if `issue`
+    /// succeeds.
+    pub fn add_device<T, E: From<StoreError>>(
+        &mut self,
+        device: &NewDevice,
+        now: UnixMillis,
+        not_before: UnixMillis,
+        not_after: UnixMillis,
+        issue: impl FnOnce(u64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM devices WHERE id = ?1",
+                [device.id.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(StoreError::from)?
+            .is_some();
+        if exists {
+            return Err(StoreError::DeviceExists(device.id.clone()).into());
+        }
+        tx.execute(
+            "INSERT INTO devices (id, kind, room, state, created_at) \
+             VALUES (?1, ?2, ?3, 'active', ?4)",
+            (
+                device.id.as_str(),
+                device.kind.as_str(),
+                device.room.as_str(),
+                now.get(),
+            ),
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "INSERT INTO certificates (role, device_id, not_before, not_after) \
+             VALUES (?1, ?2, ?3, ?4)",
+            (
+                CertRole::Device.as_str(),
+                device.id.as_str(),
+                not_before.get(),
+                not_after.get(),
+            ),
+        )
+        .map_err(StoreError::from)?;
+        let serial = serial_from(tx.last_insert_rowid())?;
+        let value = issue(serial)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(value)
+    }
+
+    /// Marks `id` and its certificates revoked, takes the next CRL number, and calls `write_crl`
+    /// with the full list of revoked certificates. Committed only if `write_crl` succeeds.
+    pub fn revoke_device<T, E: From<StoreError>>(
+        &mut self,
+        id: &DeviceId,
+        now: UnixMillis,
+        write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM devices WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        match state.as_deref() {
+            None => return Err(StoreError::UnknownDevice(id.clone()).into()),
+            Some("revoked") => return Err(StoreError::AlreadyRevoked(id.clone()).into()),
+            Some(_) => {}
+        }
+        tx.execute(
+            "UPDATE devices SET state = 'revoked', revoked_at = ?2 WHERE id = ?1",
+            (id.as_str(), now.get()),
+        )
+        .map_err(StoreError::from)?;
+        let newly_revoked = {
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE certificates SET revoked_at = ?2 \
+                     WHERE device_id = ?1 AND revoked_at IS NULL RETURNING serial",
+                )
+                .map_err(StoreError::from)?;
+            let rows = stmt
+                .query_map((id.as_str(), now.get()), |r| r.get::<_, i64>(0))
+                .map_err(StoreError::from)?;
+            let mut serials = Vec::new();
+            for row in rows {
+                serials.push(serial_from(row.map_err(StoreError::from)?)?);
+            }
+            serials.sort_unstable();
+            serials
+        };
+        let number: i64 = tx
+            .query_row(
+                "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        let revoked = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT serial, revoked_at FROM certificates \
+                     WHERE revoked_at IS NOT NULL ORDER BY serial",
+                )
+                .map_err(StoreError::from)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(StoreError::from)?;
+            let mut revoked = Vec::new();
+            for row in rows {
+                let (serial, at) = row.map_err(StoreError::from)?;
+                revoked.push(Revoked {
+                    serial: serial_from(serial)?,
+                    at: UnixMillis::new(at),
+                });
+            }
+            revoked
+        };
+        let update = CrlUpdate {
+            number: serial_from(number)?,
+            revoked,
+            newly_revoked,
+        };
+        let value = write_crl(&update)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceKind, DeviceState};
+    use firmware_protocol::Label;
+    use shared::ids::SchoolId;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        let school = SchoolId::try_from("lincoln-high").unwrap();
+        Store::create(&dir.path().join("edge.db"), &school, UnixMillis::new(1_000)).unwrap()
+    }
+
+    fn device(id: &str) -> NewDevice {
+        NewDevice {
+            id: DeviceId::try_from(id).unwrap(),
+            kind: DeviceKind::Button,
+            room: Label::new("B-204").unwrap(),
+        }
+    }
+
+    fn add(store: &mut Store, id: &str) -> Result<u64, StoreError> {
+        let t = UnixMillis::new(5_000);
+        store.add_device(&device(id), t, t, t, Ok::<_, StoreError>)
+    }
+
+    #[test]
+    fn serials_are_unique_and_a_failed_issue_registers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store(&dir);
+        let a = add(&mut store, "btn-1").unwrap();
+        let t = UnixMillis::new(5_000);
+        let failed: Result<(), StoreError> = store.add_device(&device("btn-2"), t, t, t, |_| {
+            Err(StoreError::Corrupt("simulated".into()))
+        });
+        assert!(failed.is_err());
+        let b = add(&mut store, "btn-3").unwrap();
+        assert_ne!(a, b);
+        let ids: Vec<_> = store
+            .list_devices()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(matches!(
+            add(&mut store, "btn-1"),
+            Err(StoreError::DeviceExists(_))
+        ));
+    }
+
+    #[test]
+    fn revocation_numbers_grow_and_list_every_revoked_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store(&dir);
+        let a = add(&mut store, "btn-1").unwrap();
+        let b = add(&mut store, "btn-2").unwrap();
+        let now = UnixMillis::new(9_000);
+        let id = |s: &str| DeviceId::try_from(s).unwrap();
+        let first = store
+            .revoke_device(&id("btn-1"), now, |u| Ok::<_, StoreError>(u.clone()))
+            .unwrap();
+        let second = store
+            .revoke_device(&id("btn-2"), now, |u| Ok::<_, StoreError>(u.clone()))
+            .unwrap();
+        assert!(second.number > first.number);
+        assert_eq!(first.newly_revoked, vec![a]);
+        let serials: Vec<_> = second.revoked.iter().map(|r| r.serial).collect();
+        assert_eq!(serials, vec![a, b]);
+        let again = store.revoke_device(&id("btn-1"), now, |_| Ok::<_, StoreError>(()));
+        assert!(matches!(again, Err(StoreError::AlreadyRevoked(_))));
+        let unknown = store.revoke_device(&id("nope"), now, |_| Ok::<_, StoreError>(()));
+        assert!(matches!(unknown, Err(StoreError::UnknownDevice(_))));
+        let states: Vec<_> = store
+            .list_devices()
+            .unwrap()
+            .iter()
+            .map(|d| d.state)
+            .collect();
+        assert_eq!(states, vec![DeviceState::Revoked, DeviceState::Revoked]);
+    }
+}

@@ -1,0 +1,185 @@
+//! Helpers for tests that run the real `edge-agent` binary in temporary directories.
+
+#![allow(dead_code)]
+// Each test binary uses a different subset of these helpers.
+// Test helpers are not `#[test]` functions, so clippy.toml's allow-unwrap-in-tests does not
+// reach them; failing loudly is exactly what a helper should do.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+
+pub(crate) const SCHOOL: &str = "lincoln-high";
+
+/// Runs `edge-agent` with `args`.
+pub(crate) fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the edge-agent binary runs")
+}
+
+/// Runs `edge-agent` and insists that it succeeds; returns its stdout.
+pub(crate) fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "edge-agent {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `edge-agent`, insists that it fails, returns (exit code, stderr).
+pub(crate) fn fails(args: &[&str]) -> (i32, String) {
+    let out = run(args);
+    assert!(!out.status.success(), "edge-agent {args:?} succeeded");
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+pub(crate) fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A temp dir holding an initialised gateway in `gw/`.
+pub(crate) struct Gateway {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) data: PathBuf,
+}
+
+impl Gateway {
+    pub(crate) fn init() -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("gw");
+        ok(&[
+            "init",
+            "--data-dir",
+            s(&data),
+            "--school-id",
+            SCHOOL,
+            "--school-name",
+            "Lincoln High",
+            "--hostname",
+            "gw.lincoln.local",
+            "--ip",
+            "10.0.0.2",
+        ]);
+        Gateway { tmp, data }
+    }
+
+    /// `device add` into `tmp/<id>`; returns the bundle directory.
+    pub(crate) fn add(&self, id: &str, kind: &str, room: &str) -> PathBuf {
+        let out = self.tmp.path().join(id);
+        ok(&self.add_args(id, kind, room, &out));
+        out
+    }
+
+    pub(crate) fn add_args<'a>(
+        &'a self,
+        id: &'a str,
+        kind: &'a str,
+        room: &'a str,
+        out: &'a Path,
+    ) -> Vec<&'a str> {
+        vec![
+            "device",
+            "add",
+            "--data-dir",
+            s(&self.data),
+            "--id",
+            id,
+            "--kind",
+            kind,
+            "--room",
+            room,
+            "--out",
+            s(out),
+        ]
+    }
+
+    pub(crate) fn list(&self) -> String {
+        ok(&["device", "list", "--data-dir", s(&self.data)])
+    }
+
+    pub(crate) fn revoke(&self, id: &str) -> String {
+        ok(&["device", "revoke", "--data-dir", s(&self.data), "--id", id])
+    }
+}
+
+pub(crate) fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub(crate) fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The verifier the device gate will use: the gateway CA, optionally with its CRL.
+pub(crate) fn client_verifier(ca_pem: &str, crl_pem: Option<&str>) -> Arc<dyn ClientCertVerifier> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    if let Some(crl) = crl_pem {
+        builder = builder
+            .with_crls([CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).unwrap()]);
+    }
+    builder.build().unwrap()
+}
+
+/// Verifies a device certificate as the gate would.
+pub(crate) fn verify_client(
+    verifier: &dyn ClientCertVerifier,
+    cert_pem: &str,
+) -> Result<(), rustls::Error> {
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    verifier
+        .verify_client_cert(&cert, &[], UnixTime::now())
+        .map(|_| ())
+}
+
+/// A certificate's serial as a number.
+pub(crate) fn serial_of(raw: &[u8]) -> u64 {
+    raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// The DER inside a PEM file.
+pub(crate) fn pem_der(pem: &str) -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    pem.contents
+}
+
+/// Whether a device that trusts the gateway CA accepts its server certificate for `name`.
+pub(crate) fn server_accepts(gw: &std::path::Path, name: &str) -> bool {
+    let mut roots = RootCertStore::empty();
+    let ca = read(&gw.join("ca.pem"));
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    let cert = CertificateDer::from_pem_slice(read(&gw.join("server.pem")).as_bytes()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    verifier
+        .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+        .is_ok()
+}

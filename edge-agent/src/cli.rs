@@ -25,6 +25,13 @@ pub(crate) enum Command {
     /// Register, list and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Run the gateway: the device gate (MQTT over mutual TLS) and the embedded broker, until
+    /// SIGTERM or Ctrl-C.
+    Run {
+        /// The gateway's data directory, as written by `edge-agent init`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// Decode a device frame given in hex and print its fields (or why it is refused).
     DecodeFrame {
         /// `up` for device → gateway frames, `down` for gateway → device frames.

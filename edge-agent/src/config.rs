@@ -4,8 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use shared::ids::SchoolId;
+
+use crate::gate::GateLimits;
 
 /// The config file's name inside the data directory.
 pub const CONFIG_FILE: &str = "agent.toml";
@@ -31,6 +35,8 @@ pub struct Config {
     pub mqtt_listen: SocketAddr,
     /// The local dashboard's listener.
     pub http_listen: SocketAddr,
+    /// The device gate's connection limits and timeouts (`[gate]`).
+    pub gate: GateLimits,
 }
 
 /// Why `agent.toml` was refused.
@@ -63,6 +69,20 @@ pub struct RawConfig {
     pub mqtt: RawListen,
     #[serde(default)]
     pub http: RawListen,
+    #[serde(default)]
+    pub gate: RawGate,
+}
+
+/// `[gate]`: every field optional, defaults from [`GateLimits::default`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    pub max_connections: Option<usize>,
+    pub max_pending: Option<usize>,
+    pub max_pending_per_ip: Option<usize>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub max_packet_bytes: Option<usize>,
 }
 
 /// `[school]`.
@@ -145,13 +165,29 @@ impl Config {
              listen = {}\n\n\
              [http]\n\
              # The local dashboard.\n\
-             listen = {}\n",
+             listen = {}\n\n\
+             [gate]\n\
+             # Device connection limits: connections held at once, still handshaking (in all\n\
+             # and per source address), time allowed for the TLS handshake and for the MQTT\n\
+             # CONNECT, and the largest MQTT packet a device may send.\n\
+             max_connections = {}\n\
+             max_pending = {}\n\
+             max_pending_per_ip = {}\n\
+             handshake_timeout_ms = {}\n\
+             connect_timeout_ms = {}\n\
+             max_packet_bytes = {}\n",
             quote(self.school_id.as_str()),
             quote(&self.school_name),
             list(self.hostnames.clone()),
             list(self.ips.iter().map(IpAddr::to_string).collect()),
             quote(&self.mqtt_listen.to_string()),
             quote(&self.http_listen.to_string()),
+            self.gate.max_connections,
+            self.gate.max_pending,
+            self.gate.max_pending_per_ip,
+            self.gate.handshake_timeout.as_millis(),
+            self.gate.connect_timeout.as_millis(),
+            self.gate.max_packet_bytes,
         )
     }
 }
@@ -185,6 +221,69 @@ impl RawConfig {
             ips,
             mqtt_listen: listen("mqtt.listen", self.mqtt.listen, DEFAULT_MQTT_LISTEN)?,
             http_listen: listen("http.listen", self.http.listen, DEFAULT_HTTP_LISTEN)?,
+            gate: self.gate.validate()?,
+        })
+    }
+}
+
+impl RawGate {
+    fn validate(self) -> Result<GateLimits, ConfigError> {
+        let defaults = GateLimits::default();
+        let within = |field: &'static str, value: Option<usize>, default, min, max| match value {
+            None => Ok(default),
+            Some(v) if (min..=max).contains(&v) => Ok(v),
+            Some(v) => Err(ConfigError::Invalid {
+                field,
+                reason: format!("{v} is outside {min}..={max}"),
+            }),
+        };
+        let millis = |field, value: Option<u64>, default: Duration| {
+            let default = usize::try_from(default.as_millis()).unwrap_or(usize::MAX);
+            let value = value.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+            within(field, value, default, 100, 60_000).map(|ms| Duration::from_millis(ms as u64))
+        };
+        let max_connections = within(
+            "gate.max_connections",
+            self.max_connections,
+            defaults.max_connections,
+            1,
+            100_000,
+        )?;
+        let max_pending = within(
+            "gate.max_pending",
+            self.max_pending,
+            defaults.max_pending,
+            1,
+            max_connections,
+        )?;
+        Ok(GateLimits {
+            max_connections,
+            max_pending,
+            max_pending_per_ip: within(
+                "gate.max_pending_per_ip",
+                self.max_pending_per_ip,
+                defaults.max_pending_per_ip,
+                1,
+                max_pending,
+            )?,
+            handshake_timeout: millis(
+                "gate.handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                defaults.handshake_timeout,
+            )?,
+            connect_timeout: millis(
+                "gate.connect_timeout_ms",
+                self.connect_timeout_ms,
+                defaults.connect_timeout,
+            )?,
+            // Frames are at most 256 bytes; the headroom is MQTT's own overhead and topics.
+            max_packet_bytes: within(
+                "gate.max_packet_bytes",
+                self.max_packet_bytes,
+                defaults.max_packet_bytes,
+                300,
+                65_536,
+            )?,
         })
     }
 }
@@ -259,6 +358,25 @@ mod tests {
         assert_eq!(field_of(Config::parse(&text).unwrap_err()), "mqtt.listen");
         let text = format!("{GOOD}[http]\nlisten = \"nowhere:80\"\n");
         assert_eq!(field_of(Config::parse(&text).unwrap_err()), "http.listen");
+    }
+
+    #[test]
+    fn gate_limits_default_and_are_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().gate, GateLimits::default());
+        let text = format!("{GOOD}[gate]\nmax_connections = 10\nhandshake_timeout_ms = 250\n");
+        let gate = Config::parse(&text).unwrap().gate;
+        assert_eq!(gate.max_connections, 10);
+        assert_eq!(gate.handshake_timeout, Duration::from_millis(250));
+        for (line, field) in [
+            ("max_connections = 0", "gate.max_connections"),
+            ("max_packet_bytes = 10", "gate.max_packet_bytes"),
+            ("handshake_timeout_ms = 5", "gate.handshake_timeout_ms"),
+            ("connect_timeout_ms = 600000", "gate.connect_timeout_ms"),
+            ("max_pending = 100000", "gate.max_pending"),
+        ] {
+            let text = format!("{GOOD}[gate]\n{line}\n");
+            assert_eq!(field_of(Config::parse(&text).unwrap_err()), field, "{line}");
+        }
     }
 
     #[test]

@@ -21,9 +21,14 @@
 //! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
 //! - Private keys are created with mode 0600 and never widened afterwards.
 
+pub mod broker;
 pub mod config;
 mod files;
+pub mod gate;
+mod gateway;
 pub mod inspect;
 pub mod install;
 pub mod pki;
 pub mod store;
+
+pub use gateway::{Gateway, run};

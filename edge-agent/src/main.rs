@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, DeviceCommand, Way};
+use edge_agent::config::ConfigError;
 use edge_agent::install::{self, InitOptions, InstallError};
 use edge_agent::store::NewDevice;
 use firmware_protocol::Direction;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
                 .map(|text| println!("{text}"))
                 .map_err(anyhow::Error::from)
         }
+        Command::Run { data_dir } => run_gateway(&data_dir),
         Command::Init(args) => run_install(|| init(args)),
         Command::Device(command) => run_install(|| device(command)),
     };
@@ -37,12 +39,46 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("edge-agent: error: {err:#}");
-            let code = err
-                .downcast_ref::<InstallError>()
-                .map_or(1, InstallError::exit_code);
+            let code = if err.downcast_ref::<ConfigError>().is_some() {
+                EX_CONFIG
+            } else {
+                err.downcast_ref::<InstallError>()
+                    .map_or(1, InstallError::exit_code)
+            };
             ExitCode::from(code)
         }
     }
+}
+
+/// Exit status for a configuration the agent refuses (sysexits' EX_USAGE), before any port is
+/// bound.
+const EX_CONFIG: u8 = 64;
+
+fn run_gateway(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    // Refuse a bad configuration before starting anything.
+    edge_agent::config::Config::load(data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(edge_agent::run(data_dir, shutdown_signal()))
+}
+
+/// Resolves on SIGTERM (systemd's stop) or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
 }
 
 fn run_install(command: impl FnOnce() -> Result<(), InstallError>) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use shared::ids::SchoolId;
 
 use super::{InstallError, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
 use crate::config::{CONFIG_FILE, Config};
+use crate::gate::GateLimits;
 use crate::pki::{self, Ca, Validity};
 use crate::store::{CertRole, DB_FILE, Store};
 
@@ -73,6 +74,7 @@ pub fn init(options: InitOptions) -> Result<Initialised, InstallError> {
         ips,
         mqtt_listen: options.mqtt_listen,
         http_listen: options.http_listen,
+        gate: GateLimits::default(),
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
+pub(crate) mod device;
+
 pub(crate) const SCHOOL: &str = "lincoln-high";
 
 /// Runs `edge-agent` with `args`.
@@ -76,6 +78,27 @@ impl Gateway {
             "gw.lincoln.local",
             "--ip",
             "10.0.0.2",
+        ]);
+        Gateway { tmp, data }
+    }
+
+    /// A gateway whose server certificate names `localhost` and `127.0.0.1`, for tests that
+    /// connect to it.
+    pub(crate) fn init_local() -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("gw");
+        ok(&[
+            "init",
+            "--data-dir",
+            s(&data),
+            "--school-id",
+            SCHOOL,
+            "--school-name",
+            "Lincoln High",
+            "--hostname",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
         ]);
         Gateway { tmp, data }
     }
@@ -182,4 +205,23 @@ pub(crate) fn server_accepts(gw: &std::path::Path, name: &str) -> bool {
     verifier
         .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
         .is_ok()
+}
+
+/// A certificate for `device` from this gateway's CA that expired a year ago: (cert, key).
+pub(crate) fn expired_device_cert(gw: &Gateway, device: &str) -> (PathBuf, PathBuf) {
+    use edge_agent::pki::{Ca, Validity, device_cert};
+    let ca = Ca::load(&gw.data).unwrap();
+    let year = 365 * 24 * 3600 * 1000;
+    let now = shared::UnixMillis::now().get();
+    let validity = Validity {
+        not_before: shared::UnixMillis::new(now - 2 * year),
+        not_after: shared::UnixMillis::new(now - year),
+    };
+    let school = SCHOOL.parse().unwrap();
+    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 999_999, validity).unwrap();
+    let cert = gw.tmp.path().join(format!("{device}-expired.pem"));
+    let key = gw.tmp.path().join(format!("{device}-expired.key"));
+    std::fs::write(&cert, issued.cert_pem).unwrap();
+    std::fs::write(&key, issued.key_pem).unwrap();
+    (cert, key)
 }

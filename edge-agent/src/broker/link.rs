@@ -1,0 +1,126 @@
+//! The agent's local link into rumqttd: one OS thread receives uplinks, one publishes
+//! downlinks. Both link calls block, so neither may run on a tokio worker.
+
+use bytes::Bytes;
+use firmware_protocol::{Direction, parse_device_topic};
+use rumqttd::Notification;
+use rumqttd::local::{LinkRx, LinkTx};
+use shared::ids::DeviceId;
+use tokio::sync::mpsc;
+
+use super::{BrokerError, Uplink};
+
+/// The client id of the agent's own link; devices cannot take it because the gate only
+/// admits client ids equal to a device certificate's id, and device ids cannot contain `.`.
+const AGENT_CLIENT_ID: &str = "hallwatch.agent";
+
+/// Downlinks waiting for the publisher thread before `send` reports the link as full.
+const DOWNLINK_BUFFER: usize = 8_192;
+
+/// Sends frames to devices on `d/{id}/down`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Downlinks {
+    tx: mpsc::Sender<(DeviceId, Bytes)>,
+}
+
+/// Why a downlink was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum DownlinkError {
+    #[error("the downlink queue is full; the frame to {0} was dropped")]
+    Full(DeviceId),
+    #[error("the broker link is closed")]
+    Closed,
+}
+
+impl Downlinks {
+    /// Queues `frame` for `device`. Never blocks: a full queue is an error the caller decides
+    /// about (devices retransmit presses until acknowledged, so an ack can be sent again).
+    pub fn send(&self, device: DeviceId, frame: Bytes) -> Result<(), DownlinkError> {
+        self.tx.try_send((device, frame)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full((device, _)) => DownlinkError::Full(device),
+            mpsc::error::TrySendError::Closed(_) => DownlinkError::Closed,
+        })
+    }
+}
+
+/// Attaches the agent's link, subscribes to every device's `up` topic and starts both threads.
+pub(super) fn attach(
+    broker: &rumqttd::Broker,
+    uplink_buffer: usize,
+) -> Result<(mpsc::Receiver<Uplink>, Downlinks), BrokerError> {
+    let (mut link_tx, link_rx) = broker
+        .link(AGENT_CLIENT_ID)
+        .map_err(|e| BrokerError::Link(e.to_string()))?;
+    link_tx
+        .subscribe("d/+/up")
+        .map_err(|e| BrokerError::Link(e.to_string()))?;
+
+    let (uplink_tx, uplinks) = mpsc::channel(uplink_buffer);
+    std::thread::Builder::new()
+        .name("broker-uplinks".into())
+        .spawn(move || receive_uplinks(link_rx, uplink_tx))
+        .map_err(BrokerError::Thread)?;
+
+    let (tx, downlink_rx) = mpsc::channel(DOWNLINK_BUFFER);
+    std::thread::Builder::new()
+        .name("broker-downlinks".into())
+        .spawn(move || publish_downlinks(link_tx, downlink_rx))
+        .map_err(BrokerError::Thread)?;
+    Ok((uplinks, Downlinks { tx }))
+}
+
+fn receive_uplinks(mut link_rx: LinkRx, uplinks: mpsc::Sender<Uplink>) {
+    loop {
+        let notification = match link_rx.recv() {
+            Ok(Some(notification)) => notification,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "broker uplink link closed");
+                return;
+            }
+        };
+        match notification {
+            Notification::Forward(forward) => {
+                let Some(device_id) = device_of(&forward.publish.topic) else {
+                    // The gate only lets a device publish to its own `up` topic, so this is a
+                    // bug, not an attack; say so loudly.
+                    tracing::error!(topic = ?forward.publish.topic, "uplink on an unexpected topic");
+                    continue;
+                };
+                let uplink = Uplink {
+                    device_id,
+                    payload: forward.publish.payload,
+                };
+                if uplinks.blocking_send(uplink).is_err() {
+                    return; // the agent is shutting down
+                }
+            }
+            // After an Unschedule the router stops delivering until told we are ready again.
+            Notification::Unschedule => {
+                if let Err(e) = link_rx.ready() {
+                    tracing::error!(error = %e, "broker uplink link closed");
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn publish_downlinks(mut link_tx: LinkTx, mut downlinks: mpsc::Receiver<(DeviceId, Bytes)>) {
+    while let Some((device, frame)) = downlinks.blocking_recv() {
+        let topic = format!("d/{device}/down");
+        if let Err(e) = link_tx.publish(topic, frame) {
+            tracing::error!(error = %e, "broker downlink link closed");
+            return;
+        }
+    }
+}
+
+fn device_of(topic: &[u8]) -> Option<DeviceId> {
+    let topic = std::str::from_utf8(topic).ok()?;
+    match parse_device_topic(topic)? {
+        (id, Direction::Up) => id.parse().ok(),
+        (_, Direction::Down) => None,
+    }
+}

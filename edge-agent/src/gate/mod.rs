@@ -1,0 +1,182 @@
+//! The device gate: the only thing on the school network that devices talk to.
+//!
+//! It owns the device-facing listener. Each connection is handshaken in its own task with a
+//! timeout, its client certificate verified against the gateway CA and CRL; the device id comes
+//! from the certificate. Its MQTT CONNECT must use that id, its packets are checked against the
+//! device's own topics, and it is then relayed to the embedded broker's loopback listener with
+//! credentials only the gate knows (see [`crate::broker`]). Connections are capped in total,
+//! while pending and per source address; a revoked device is disconnected when the CRL changes.
+//!
+//! # Layout
+//! - `limits`: [`GateLimits`] and admission counting.
+//! - `tls`: server config, client verification, CRL reload.
+//! - `identity`: the device identity from its certificate.
+//! - `registry`: connected devices (replacement, revocation).
+//! - `session`: one connection, from handshake to close.
+
+mod identity;
+mod limits;
+mod registry;
+mod session;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::ids::SchoolId;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Internal;
+pub use limits::GateLimits;
+pub use tls::TlsFiles;
+
+/// How often the gate looks at `crl.pem` for changes. Revocation takes effect within this
+/// (plus a moment), well inside the 2 seconds promised.
+const CRL_POLL: Duration = Duration::from_millis(500);
+
+/// Why the gate could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Tls { path: PathBuf, reason: String },
+}
+
+/// A bound gate, ready to [`run`](Gate::run).
+#[derive(Debug)]
+pub struct Gate {
+    listener: TcpListener,
+    state: Arc<GateState>,
+}
+
+/// A view of a running gate, for status pages and tests.
+#[derive(Debug, Clone)]
+pub struct GateHandle {
+    state: Arc<GateState>,
+}
+
+#[derive(Debug)]
+struct GateState {
+    school: SchoolId,
+    tls: tls::TlsState,
+    admission: Arc<limits::Admission>,
+    registry: registry::Registry,
+    internal: Internal,
+}
+
+impl Gate {
+    /// Loads the TLS material and binds the device listener.
+    pub async fn bind(
+        listen: SocketAddr,
+        school: SchoolId,
+        files: TlsFiles,
+        limits: GateLimits,
+        internal: Internal,
+    ) -> Result<Gate, GateError> {
+        let tls = tls::TlsState::load(files)?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| GateError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let state = GateState {
+            school,
+            tls,
+            admission: Arc::new(limits::Admission::new(limits)),
+            registry: registry::Registry::default(),
+            internal,
+        };
+        Ok(Gate {
+            listener,
+            state: Arc::new(state),
+        })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle for reading the gate's counters while it runs.
+    pub fn handle(&self) -> GateHandle {
+        GateHandle {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// Accepts devices until `shutdown`, then closes every connection and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        tracker.spawn(watch_crl(Arc::clone(&self.state), shutdown.clone()));
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let Some((slot, pending)) = self.state.admission.admit(peer.ip()) else {
+                tracing::debug!(%peer, "connection limit reached; closing");
+                continue; // dropping the stream closes it
+            };
+            let _ = stream.set_nodelay(true);
+            let state = Arc::clone(&self.state);
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                let _slot = slot;
+                if let Err(ended) = session::run(state, stream, peer, pending, shutdown).await {
+                    tracing::debug!(%peer, reason = %ended, "device connection ended");
+                }
+            });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+impl GateHandle {
+    /// Devices connected (past CONNECT) right now.
+    pub fn connected_devices(&self) -> usize {
+        self.state.registry.len()
+    }
+
+    /// Connections held right now, including those still handshaking.
+    pub fn connections(&self) -> usize {
+        self.state.admission.connections()
+    }
+}
+
+async fn watch_crl(state: Arc<GateState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(CRL_POLL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Some(revoked) = state.tls.reload_if_changed() {
+            let ended = state.registry.end_revoked(&revoked);
+            if ended > 0 {
+                tracing::warn!(
+                    ended,
+                    "disconnected devices whose certificates were revoked"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The running gateway: configuration in, broker and gate up, uplinks flowing to the agent,
+//! and an orderly stop. [`run`] is what `edge-agent run` calls; [`Gateway::start`] is the same
+//! without the waiting, for tests and benchmarks that drive devices against it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use firmware_protocol::decode_uplink;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{self, BrokerSettings, Downlinks, Uplink};
+use crate::config::Config;
+use crate::gate::{Gate, GateHandle, TlsFiles};
+
+/// A started gateway. Dropping it without [`stop`](Gateway::stop) leaves its tasks running
+/// until the runtime ends.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Where devices connect (the bound address, useful when configured with port 0).
+    pub mqtt_addr: SocketAddr,
+    /// Counters of the device gate.
+    pub gate: GateHandle,
+    /// Frames to devices.
+    pub downlinks: Downlinks,
+    /// Frames from devices, in arrival order. Whoever runs the gateway must consume them.
+    pub uplinks: mpsc::Receiver<Uplink>,
+    broker_failed: oneshot::Receiver<String>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Gateway {
+    /// Starts the embedded broker and the device gate for the gateway in `data_dir`.
+    pub async fn start(config: &Config, data_dir: &Path) -> anyhow::Result<Gateway> {
+        raise_open_file_limit();
+        let broker = broker::start(&BrokerSettings {
+            max_packet_bytes: config.gate.max_packet_bytes,
+            max_connections: config.gate.max_connections + 16,
+            ..BrokerSettings::default()
+        })
+        .await?;
+        let gate = Gate::bind(
+            config.mqtt_listen,
+            config.school_id.clone(),
+            TlsFiles::in_data_dir(data_dir),
+            config.gate.clone(),
+            broker.internal.clone(),
+        )
+        .await?;
+        let mqtt_addr = gate.local_addr()?;
+        let handle = gate.handle();
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(gate.run(shutdown.clone()));
+        tracing::info!(%mqtt_addr, school = %config.school_id, "device gate listening");
+        Ok(Gateway {
+            mqtt_addr,
+            gate: handle,
+            downlinks: broker.downlinks,
+            uplinks: broker.uplinks,
+            broker_failed: broker.failed,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Closes the device listener and every connection, and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Runs the gateway in `data_dir` until `shutdown` resolves (or the broker fails).
+pub async fn run(data_dir: &Path, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = Config::load(data_dir)?;
+    let mut gateway = Gateway::start(&config, data_dir)
+        .await
+        .with_context(|| format!("cannot start the gateway in {}", data_dir.display()))?;
+    tokio::pin!(shutdown);
+    let failed = loop {
+        tokio::select! {
+            () = &mut shutdown => break None,
+            why = &mut gateway.broker_failed => {
+                break Some(why.unwrap_or_else(|_| "the broker stopped".into()));
+            }
+            Some(uplink) = gateway.uplinks.recv() => consume(&uplink),
+        }
+    };
+    tracing::info!("stopping: closing device connections");
+    gateway.stop().await;
+    match failed {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(()),
+    }
+}
+
+/// Decodes every uplink. The alert engine (issue #4) takes over from here; until then frames
+/// are checked and logged, so a device that sends garbage shows up in the log.
+fn consume(uplink: &Uplink) {
+    match decode_uplink(&uplink.payload) {
+        Ok(frame) => tracing::debug!(device = %uplink.device_id, ?frame, "uplink"),
+        Err(e) => tracing::warn!(device = %uplink.device_id, error = %e, "undecodable uplink"),
+    }
+}
+
+/// Each device holds three descriptors (its TLS socket, the gate's socket to the broker and
+/// the broker's end of it); the default soft limit of 1024 would cap a gateway at ~300 devices.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}

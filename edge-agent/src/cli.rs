@@ -32,6 +32,16 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },
+    /// Simulate panic buttons and cameras: provision (or reuse) sim-btn-NNNN and sim-cam-NNNN
+    /// with real certificates (bundles under DATA_DIR/sim/), connect each over MQTT with mutual
+    /// TLS, and send heartbeats, occupancy counts and button presses as firmware does, printing
+    /// a summary every 5 seconds.
+    ///
+    /// A press is retransmitted (same boot and seq) every second until the gateway's PressAck
+    /// for it arrives, and given up after --press-retry-limit sends. Until the alert engine
+    /// (issue #4) answers presses, nothing sends PressAcks: every press stays pending, is
+    /// retransmitted, and ends up counted as given up.
+    Simulate(SimulateArgs),
     /// Decode a device frame given in hex and print its fields (or why it is refused).
     DecodeFrame {
         /// `up` for device → gateway frames, `down` for gateway → device frames.
@@ -67,6 +77,62 @@ pub(crate) struct InitArgs {
     /// Where the local dashboard binds.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
     pub(crate) http_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// The gateway's data directory, as written by `edge-agent init`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// Simulated panic buttons (at most 5000).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) buttons: u32,
+    /// Simulated people-counting cameras (at most 5000).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub(crate) cameras: u32,
+    /// Button presses per second over all buttons, at random (0 to 1000).
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    pub(crate) press_rate: f64,
+    /// Stop after this many seconds (counted once devices start connecting); default: run
+    /// until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) duration: Option<u64>,
+    /// Connect to this host instead of the one devices are provisioned with. It must be a name
+    /// or address in the gateway's server certificate.
+    #[arg(long, value_name = "H")]
+    pub(crate) host: Option<String>,
+    /// Connect to this port instead of the configured MQTT port.
+    #[arg(long, value_name = "P")]
+    pub(crate) port: Option<u16>,
+    /// Seconds between a device's heartbeats (the first comes on connect, the rest on a
+    /// random phase so devices do not report in step).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) heartbeat_interval: u64,
+    /// Sends of a press (the first and its retransmissions, one second apart) before it is
+    /// given up when no PressAck comes.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub(crate) press_retry_limit: u32,
+}
+
+impl From<SimulateArgs> for edge_agent::simulate::SimulateOptions {
+    fn from(args: SimulateArgs) -> Self {
+        edge_agent::simulate::SimulateOptions {
+            data_dir: args.data_dir,
+            buttons: args.buttons,
+            cameras: args.cameras,
+            press_rate: args.press_rate,
+            duration: args.duration.map(std::time::Duration::from_secs),
+            host: args.host,
+            port: args.port,
+            heartbeat_interval: std::time::Duration::from_secs(args.heartbeat_interval),
+            press_retry_limit: args.press_retry_limit,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
+//! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - `files` (private): writing new files and replacing files atomically.
 //!
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
@@ -29,6 +30,7 @@ mod gateway;
 pub mod inspect;
 pub mod install;
 pub mod pki;
+pub mod simulate;
 pub mod store;
 
 pub use gateway::{Gateway, run};

@@ -8,6 +8,7 @@ use clap::Parser;
 use cli::{Cli, Command, DeviceCommand, Way};
 use edge_agent::config::ConfigError;
 use edge_agent::install::{self, InitOptions, InstallError};
+use edge_agent::simulate::{SimulateError, SimulateOptions};
 use edge_agent::store::NewDevice;
 use firmware_protocol::Direction;
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Command::Run { data_dir } => run_gateway(&data_dir),
+        Command::Simulate(args) => simulate(args.into()),
         Command::Init(args) => run_install(|| init(args)),
         Command::Device(command) => run_install(|| device(command)),
     };
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
             eprintln!("edge-agent: error: {err:#}");
             let code = if err.downcast_ref::<ConfigError>().is_some() {
                 EX_CONFIG
+            } else if let Some(err) = err.downcast_ref::<SimulateError>() {
+                err.exit_code()
             } else {
                 err.downcast_ref::<InstallError>()
                     .map_or(1, InstallError::exit_code)
@@ -61,6 +65,16 @@ fn run_gateway(data_dir: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(edge_agent::run(data_dir, shutdown_signal()))
+}
+
+fn simulate(options: SimulateOptions) -> anyhow::Result<()> {
+    // Refuse bad flags before building a runtime or touching the data directory.
+    options.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(edge_agent::simulate::run(options, shutdown_signal()))?;
+    Ok(())
 }
 
 /// Resolves on SIGTERM (systemd's stop) or Ctrl-C.

@@ -83,6 +83,8 @@ pub struct RawGate {
     pub handshake_timeout_ms: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
     pub max_packet_bytes: Option<usize>,
+    pub device_uplinks_per_s: Option<usize>,
+    pub total_uplinks_per_s: Option<usize>,
 }
 
 /// `[school]`.
@@ -175,7 +177,11 @@ impl Config {
              max_pending_per_ip = {}\n\
              handshake_timeout_ms = {}\n\
              connect_timeout_ms = {}\n\
-             max_packet_bytes = {}\n",
+             max_packet_bytes = {}\n\
+             # Publishes per second from one device, and from all devices together; beyond\n\
+             # them the gate slows its reading (TCP back-pressure), it never drops a frame.\n\
+             device_uplinks_per_s = {}\n\
+             total_uplinks_per_s = {}\n",
             quote(self.school_id.as_str()),
             quote(&self.school_name),
             list(self.hostnames.clone()),
@@ -188,6 +194,8 @@ impl Config {
             self.gate.handshake_timeout.as_millis(),
             self.gate.connect_timeout.as_millis(),
             self.gate.max_packet_bytes,
+            self.gate.device_uplinks_per_s,
+            self.gate.total_uplinks_per_s,
         )
     }
 }
@@ -284,8 +292,27 @@ impl RawGate {
                 300,
                 65_536,
             )?,
+            device_uplinks_per_s: rate(within(
+                "gate.device_uplinks_per_s",
+                self.device_uplinks_per_s,
+                defaults.device_uplinks_per_s as usize,
+                1,
+                1_000_000,
+            )?),
+            total_uplinks_per_s: rate(within(
+                "gate.total_uplinks_per_s",
+                self.total_uplinks_per_s,
+                defaults.total_uplinks_per_s as usize,
+                100,
+                1_000_000,
+            )?),
         })
     }
+}
+
+/// A rate already checked to be at most 1,000,000.
+fn rate(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 /// A school name: not blank, at most [`MAX_SCHOOL_NAME_CHARS`] characters, no control
@@ -373,6 +400,8 @@ mod tests {
             ("handshake_timeout_ms = 5", "gate.handshake_timeout_ms"),
             ("connect_timeout_ms = 600000", "gate.connect_timeout_ms"),
             ("max_pending = 100000", "gate.max_pending"),
+            ("device_uplinks_per_s = 0", "gate.device_uplinks_per_s"),
+            ("total_uplinks_per_s = 2000000", "gate.total_uplinks_per_s"),
         ] {
             let text = format!("{GOOD}[gate]\n{line}\n");
             assert_eq!(field_of(Config::parse(&text).unwrap_err()), field, "{line}");

@@ -188,10 +188,9 @@ async fn leaving_the_own_namespace_disconnects_and_leaks_nothing() {
     ];
     for filter in filters {
         let mut device = connected(&gateway, &bundle, "btn-1").await;
-        device
-            .send(Packet::Subscribe(Subscribe::new(filter, QoS::AtMostOnce)))
-            .await
-            .unwrap();
+        let mut subscribe = Subscribe::new(filter, QoS::AtMostOnce);
+        subscribe.pkid = 1;
+        device.send(Packet::Subscribe(subscribe)).await.unwrap();
         assert!(
             device.closed_within(WAIT).await,
             "subscribe to {filter} was allowed"
@@ -247,6 +246,15 @@ async fn oversized_and_malformed_packets_close_only_that_connection() {
     assert!(
         malformed.closed_within(WAIT).await,
         "a malformed packet was accepted"
+    );
+
+    // Packet id 0 is invalid for SUBSCRIBE even on the device's own topic.
+    let mut zero_id = connected(&gateway, &junk, "btn-3").await;
+    let subscribe = Subscribe::new("d/btn-3/down", QoS::AtLeastOnce);
+    zero_id.send(Packet::Subscribe(subscribe)).await.unwrap();
+    assert!(
+        zero_id.closed_within(WAIT).await,
+        "packet id 0 was accepted"
     );
 
     device.publish("d/btn-1/up", b"fine").await.unwrap();

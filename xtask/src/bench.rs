@@ -26,24 +26,35 @@ struct Scenario {
     about: &'static str,
     /// `cargo` invocations that build and run the benchmark programs in release mode.
     programs: &'static [&'static [&'static str]],
+    /// Programs the scenario drives, with the Debian package that has each.
+    tools: &'static [(&'static str, &'static str)],
 }
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "codec",
-    about: "firmware frames and sync batches: encode/decode rates and bytes per record",
-    programs: &[
-        &[
-            "bench",
-            "-p",
-            "firmware-protocol",
-            "--features",
-            "std",
-            "--bench",
-            "frames",
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "codec",
+        about: "firmware frames and sync batches: encode/decode rates and bytes per record",
+        programs: &[
+            &[
+                "bench",
+                "-p",
+                "firmware-protocol",
+                "--features",
+                "std",
+                "--bench",
+                "frames",
+            ],
+            &["bench", "-p", "shared", "--bench", "sync_codec"],
         ],
-        &["bench", "-p", "shared", "--bench", "sync_codec"],
-    ],
-}];
+        tools: &[],
+    },
+    Scenario {
+        name: "gate",
+        about: "device gate + broker: mTLS connections/s, QoS 1 uplinks/s (and vs Mosquitto), RSS",
+        programs: &[&["bench", "-p", "edge-agent", "--bench", "gate"]],
+        tools: &[("mosquitto", "mosquitto")],
+    },
+];
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     if args.scenario == "list" {
@@ -61,6 +72,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         );
     };
 
+    system::ensure_tools(scenario.tools)?;
     let mut figures: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
     for run in 1..=args.runs {
         eprintln!("xtask: {} run {run}/{}", scenario.name, args.runs);

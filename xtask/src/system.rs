@@ -105,3 +105,47 @@ fn display(cmd: &Command) -> String {
     }
     line
 }
+
+/// Installs the packages of every `(program, package)` whose program is not on `PATH`.
+pub(crate) fn ensure_tools(tools: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = tools
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|&(_, package)| package)
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?} for the tests");
+    apt_install(&missing)?;
+    if let Some((program, package)) = tools.iter().find(|(program, _)| !on_path(program)) {
+        bail!("{package} is installed but `{program}` is still not on PATH");
+    }
+    Ok(())
+}
+
+/// Whether `program` is an executable file in one of `PATH`'s directories. Running it is no
+/// probe: `mosquitto_pub --help` exits with status 1.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(Path::new(&dir).join(program))
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_path;
+
+    #[test]
+    fn finds_programs_on_path_and_only_those() {
+        assert!(on_path("sh"));
+        assert!(!on_path("hallwatch-no-such-tool"));
+    }
+}

@@ -5,8 +5,6 @@
 //! test of the workspace (nextest when installed, plus doctests). The cluster this command
 //! started is stopped on every path out, including failures.
 
-use std::path::Path;
-
 use anyhow::{Result, bail};
 
 use crate::postgres::Postgres;
@@ -30,7 +28,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
         "warnings",
     ]))?;
     check_no_std()?;
-    ensure_tools(TEST_TOOLS)?;
+    system::ensure_tools(TEST_TOOLS)?;
 
     let postgres = Postgres::ensure()?;
     let result = run_tests(&postgres.url, &args.runner_args);
@@ -44,39 +42,6 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("mosquitto_pub", "mosquitto-clients"),
     ("mosquitto_sub", "mosquitto-clients"),
 ];
-
-/// Installs the packages of every `(program, package)` whose program is not on `PATH`.
-fn ensure_tools(tools: &[(&str, &str)]) -> Result<()> {
-    let mut missing: Vec<&str> = tools
-        .iter()
-        .filter(|(program, _)| !on_path(program))
-        .map(|&(_, package)| package)
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!("xtask: installing {missing:?} for the tests");
-    system::apt_install(&missing)?;
-    if let Some((program, package)) = tools.iter().find(|(program, _)| !on_path(program)) {
-        bail!("{package} is installed but `{program}` is still not on PATH");
-    }
-    Ok(())
-}
-
-/// Whether `program` is an executable file in one of `PATH`'s directories. Running it is no
-/// probe: `mosquitto_pub --help` exits with status 1.
-fn on_path(program: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    std::env::split_paths(&path).any(|dir| {
-        std::fs::metadata(Path::new(&dir).join(program))
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-    })
-}
 
 fn run_tests(url: &str, extra: &[String]) -> Result<()> {
     let nextest = system::succeeds(cargo().args(["nextest", "--version"]));
@@ -119,15 +84,4 @@ fn check_no_std() -> Result<()> {
     }
     eprintln!("xtask: firmware-protocol builds as no_std (no std feature in its dependency tree)");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::on_path;
-
-    #[test]
-    fn finds_programs_on_path_and_only_those() {
-        assert!(on_path("sh"));
-        assert!(!on_path("hallwatch-no-such-tool"));
-    }
 }

@@ -14,6 +14,9 @@ use super::{BrokerError, Uplink};
 /// admits client ids equal to a device certificate's id, and device ids cannot contain `.`.
 const AGENT_CLIENT_ID: &str = "hallwatch.agent";
 
+/// The agent's subscription: every device's uplinks.
+pub(super) const UPLINK_FILTER: &str = "d/+/up";
+
 /// Downlinks waiting for the publisher thread before `send` reports the link as full.
 const DOWNLINK_BUFFER: usize = 8_192;
 

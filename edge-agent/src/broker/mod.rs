@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
 use shared::ids::DeviceId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,11 +31,15 @@ pub struct BrokerSettings {
     pub max_connections: usize,
     /// Largest MQTT packet accepted from a connection, in bytes.
     pub max_packet_bytes: usize,
-    /// Bytes of log kept per topic before rolling over, and how many such segments. A topic is
-    /// one device's `up` or `down`, so this bounds what one device can make the broker hold.
+    /// rumqttd keeps a log per *subscription filter* (not per topic), rolling over after
+    /// `segment_count` segments of `segment_bytes`, and keeps it even once read. Every
+    /// device's `down` topic is such a filter, so these stay small.
     pub segment_bytes: usize,
     /// See `segment_bytes`.
     pub segment_count: usize,
+    /// The agent's `d/+/up` filter holds every device's uplinks in one log: this is how far
+    /// (in bytes, times two segments) the agent may fall behind before rumqttd skips frames.
+    pub uplink_log_bytes: usize,
     /// Uplinks buffered between the broker thread and the agent before back-pressure.
     pub uplink_buffer: usize,
 }
@@ -45,10 +49,12 @@ impl Default for BrokerSettings {
         BrokerSettings {
             max_connections: 4096,
             max_packet_bytes: 1024,
-            // rumqttd panics below 1024; 64 KiB × 3 keeps about 3,000 64-byte frames per topic
-            // (the default 100 MB × 10 per topic would let one device eat the appliance).
-            segment_bytes: 64 * 1024,
-            segment_count: 3,
+            // rumqttd panics below 1024. 4 KiB × 2 per device `down` filter keeps ~100 frames
+            // (the default 100 MB × 10 per filter would let a busy gateway eat the appliance).
+            segment_bytes: 4 * 1024,
+            segment_count: 2,
+            // ~40,000 uplinks of 64 bytes: half a second at the gate's default total rate.
+            uplink_log_bytes: 4 * 1024 * 1024,
             uplink_buffer: 65_536,
         }
     }
@@ -162,10 +168,22 @@ fn config(settings: &BrokerSettings, addr: SocketAddr, secret: &Arc<str>) -> Con
         id: 0,
         router: RouterConfig {
             max_connections: settings.max_connections,
-            max_outgoing_packet_count: 200,
+            // Per round of the router's scheduler; larger rounds let the agent's link drain the
+            // shared uplink log faster than 100 devices fill it.
+            max_outgoing_packet_count: 1_000,
             max_segment_size: settings.segment_bytes.max(1024),
             max_segment_count: settings.segment_count.max(1),
-            custom_segment: None,
+            custom_segment: Some(
+                [(
+                    link::UPLINK_FILTER.to_owned(),
+                    SegmentConfig {
+                        max_segment_size: (settings.uplink_log_bytes / 2).max(1024),
+                        max_segment_count: 2,
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            ),
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,13 @@ pub struct GateLimits {
     pub connect_timeout: Duration,
     /// Largest MQTT packet a device may send, in bytes (the "remaining length").
     pub max_packet_bytes: usize,
+    /// Publishes per second one device may send (also its burst). Beyond it the gate stops
+    /// reading that device's socket for a moment: TCP pushes back, nothing is dropped.
+    pub device_uplinks_per_s: u32,
+    /// Publishes per second all devices together may send. rumqttd buffers a bounded log
+    /// per topic and silently drops the oldest entries when the agent falls behind, so the
+    /// gate must never let in more than the agent consumes.
+    pub total_uplinks_per_s: u32,
 }
 
 impl Default for GateLimits {
@@ -35,14 +43,29 @@ impl Default for GateLimits {
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             max_packet_bytes: 1024,
+            device_uplinks_per_s: 1_000,
+            total_uplinks_per_s: 100_000,
         }
     }
+}
+
+/// A rate limiter on publishes (governor's, which waits asynchronously for capacity).
+pub(super) type UplinkRate = governor::DefaultDirectRateLimiter;
+
+/// A limiter allowing `per_s` publishes a second, in bursts of at most a tenth of a second's
+/// worth: a burst must fit in the broker's uplink log (see `BrokerSettings::uplink_log_bytes`).
+pub(super) fn uplink_rate(per_s: u32) -> UplinkRate {
+    let rate = NonZeroU32::new(per_s).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(per_s / 10).unwrap_or(NonZeroU32::MIN);
+    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
 /// Counts connections against the limits.
 #[derive(Debug)]
 pub(super) struct Admission {
     limits: GateLimits,
+    /// Shared by every connection.
+    pub(super) total_uplinks: UplinkRate,
     connections: Arc<Semaphore>,
     pending: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -59,6 +82,7 @@ pub(super) struct Pending {
 impl Admission {
     pub(super) fn new(limits: GateLimits) -> Admission {
         Admission {
+            total_uplinks: uplink_rate(limits.total_uplinks_per_s),
             connections: Arc::new(Semaphore::new(limits.max_connections)),
             pending: Arc::new(Semaphore::new(limits.max_pending)),
             per_ip: Mutex::new(HashMap::new()),

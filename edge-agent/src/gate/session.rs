@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Login, Packet};
-use rumqttc::mqttbytes::{self, check};
+use rumqttc::mqttbytes::{self, QoS, check};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -21,7 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::GateState;
 use super::identity::DeviceIdentity;
-use super::limits::Pending;
+use super::limits::{Pending, UplinkRate};
+
+/// How much is read from a socket at a time. A gateway holds thousands of mostly idle
+/// connections, so per-connection buffers start small and grow only under load.
+const READ_CHUNK: usize = 1024;
 
 /// Why a connection ended. Logged; never sent to the device.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +85,7 @@ pub(super) async fn run(
     }
     let device = identity.device_id.clone();
     let mut tls = tls;
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let connect = match timeout(
         limits.connect_timeout,
         read_packet(&mut tls, &mut buf, &limits),
@@ -119,8 +123,19 @@ pub(super) async fn run(
 
     let (mut device_rx, mut device_tx) = tokio::io::split(tls);
     let (mut broker_rx, mut broker_tx) = broker.into_split();
-    let up = relay_up(&mut device_rx, &mut broker_tx, buf, &identity, &limits);
-    let down = tokio::io::copy(&mut broker_rx, &mut device_tx);
+    let device_rate = super::limits::uplink_rate(limits.device_uplinks_per_s);
+    let rates = [&device_rate, &state.admission.total_uplinks];
+    let up = relay_up(
+        &mut device_rx,
+        &mut broker_tx,
+        buf,
+        &identity,
+        &limits,
+        rates,
+    );
+    // Downlinks are a few hundred bytes; a small buffer keeps idle devices cheap.
+    let mut broker_rx = tokio::io::BufReader::with_capacity(READ_CHUNK, &mut broker_rx);
+    let down = tokio::io::copy_buf(&mut broker_rx, &mut device_tx);
     let ended = tokio::select! {
         result = up => result.err().unwrap_or(Ended::Closed),
         result = down => result.err().map_or(Ended::Closed, Ended::Io),
@@ -146,7 +161,7 @@ async fn read_packet<S: AsyncRead + Unpin>(
             Err(mqttbytes::Error::InsufficientBytes(_)) => {}
             Err(e) => return Err(Ended::Malformed(e)),
         }
-        buf.reserve(4096);
+        buf.reserve(READ_CHUNK);
         if stream.read_buf(buf).await? == 0 {
             return Err(Ended::Closed);
         }
@@ -191,6 +206,7 @@ async fn relay_up<R, W>(
     mut buf: BytesMut,
     identity: &DeviceIdentity,
     limits: &super::GateLimits,
+    rates: [&UplinkRate; 2],
 ) -> Result<(), Ended>
 where
     R: AsyncRead + Unpin,
@@ -198,7 +214,7 @@ where
 {
     let up = up_topic(identity);
     let down = format!("d/{}/down", identity.device_id);
-    let mut out = BytesMut::with_capacity(8192);
+    let mut out = BytesMut::new();
     loop {
         // Everything complete in the buffer goes to the broker in one write.
         loop {
@@ -211,6 +227,12 @@ where
             let packet = Packet::read(&mut raw.clone(), limits.max_packet_bytes)
                 .map_err(Ended::Malformed)?;
             allowed(&packet, &up, &down)?;
+            if matches!(packet, Packet::Publish(_)) {
+                // Waiting here stops reading this socket: the device feels TCP back-pressure.
+                for rate in rates {
+                    rate.until_ready().await;
+                }
+            }
             out.extend_from_slice(&raw);
             if matches!(packet, Packet::Disconnect) {
                 broker.write_all(&out).await.map_err(Ended::Broker)?;
@@ -221,7 +243,14 @@ where
             broker.write_all(&out).await.map_err(Ended::Broker)?;
             out.clear();
         }
-        buf.reserve(4096);
+        // A burst may have grown the buffers; an idle device should not keep them.
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            buf = BytesMut::new();
+        }
+        if out.capacity() > 4 * READ_CHUNK {
+            out = BytesMut::new();
+        }
+        buf.reserve(READ_CHUNK);
         if device.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
@@ -231,6 +260,16 @@ where
 /// The rule for each packet a device sends.
 fn allowed(packet: &Packet, up: &str, down: &str) -> Result<(), Ended> {
     let violation = |what: String| Err(Ended::Violation(what));
+    // MQTT 3.1.1 forbids packet id 0 where one is required; rumqttd accepts it, others don't.
+    let zero_id = match packet {
+        Packet::Publish(p) => p.qos != QoS::AtMostOnce && p.pkid == 0,
+        Packet::Subscribe(s) => s.pkid == 0,
+        Packet::Unsubscribe(u) => u.pkid == 0,
+        _ => false,
+    };
+    if zero_id {
+        return violation("packet id 0".into());
+    }
     match packet {
         Packet::Publish(publish) if publish.topic != up => {
             violation(format!("publish to {:?}", publish.topic))

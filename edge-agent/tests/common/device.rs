@@ -74,6 +74,11 @@ impl RawDevice {
         })
     }
 
+    /// The TLS stream, for callers that drive the protocol themselves (benchmarks).
+    pub(crate) fn into_stream(self) -> TlsStream<TcpStream> {
+        self.stream
+    }
+
     pub(crate) async fn send(&mut self, packet: Packet) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         packet.write(&mut out, usize::MAX).unwrap();
@@ -131,7 +136,9 @@ impl RawDevice {
 
     /// Subscribes and waits for the SUBACK.
     pub(crate) async fn subscribe(&mut self, filter: &str) -> Result<(), String> {
-        self.send(Packet::Subscribe(Subscribe::new(filter, QoS::AtLeastOnce)))
+        let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
+        subscribe.pkid = 1; // 0 is not a valid packet id (Mosquitto disconnects on it)
+        self.send(Packet::Subscribe(subscribe))
             .await
             .map_err(|e| e.to_string())?;
         match self.recv(Duration::from_secs(5)).await? {

@@ -2,13 +2,14 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_sync::db;
+use cloud_sync::{Config, Server, db};
 use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
 use sqlx::postgres::PgConnectOptions;
@@ -28,6 +29,8 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// Run the service: the public listener (enrollment) and the mTLS sync listener.
+    Serve(ServeArgs),
     /// Platform administration: regions, schools, enrollment tokens, retention.
     #[command(subcommand)]
     Admin(Admin),
@@ -36,6 +39,34 @@ enum Command {
         /// The file holding the body, exactly as the gateway sent it.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// postgres://hallwatch_app:PASSWORD@host/db (the application role, never the owner)
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Where the gateway CA is kept (created on first start).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The public listener (enrollment).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The mutual-TLS listener gateways sync with.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    sync_listen: SocketAddr,
+    /// A DNS name or IP address gateways use to reach the sync listener (repeatable).
+    #[arg(long = "sync-name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    sync_names: Vec<String>,
+    /// Database connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pool_size: u32,
+    /// Sync requests per second one gateway may make on average.
+    #[arg(long, default_value_t = 20.0)]
+    rate_per_sec: f64,
+    /// Sync requests one gateway may make in a burst.
+    #[arg(long, default_value_t = 40)]
+    rate_burst: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +134,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::InspectBatch { file } => inspect(&file),
         Command::Migrate { database_url } => block_on(migrate(database_url)),
+        Command::Serve(args) => match serve_config(args) {
+            Ok(config) => block_on(serve(config)),
+            Err(err) => {
+                eprintln!("cloud-sync: bad configuration: {err:#}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
         Command::Admin(admin) => block_on(run_admin(admin)),
     };
     match result {
@@ -112,6 +150,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// sysexits' EX_USAGE: the configuration is wrong, nothing was started.
+const EX_CONFIG: u8 = 64;
+
+fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
+    let database: PgConnectOptions = args.database_url.parse().context("--database-url")?;
+    if !(args.rate_per_sec.is_finite() && args.rate_per_sec > 0.0) {
+        anyhow::bail!("--rate-per-sec must be a positive number");
+    }
+    if args.sync_names.is_empty() {
+        anyhow::bail!("at least one --sync-name is needed");
+    }
+    Ok(Config {
+        database,
+        pool_size: args.pool_size,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        sync_listen: args.sync_listen,
+        sync_names: args.sync_names,
+        limits: Limits::DEFAULT,
+        rate_per_sec: args.rate_per_sec,
+        rate_burst: args.rate_burst,
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }
 
 fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {

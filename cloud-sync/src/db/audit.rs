@@ -34,3 +34,13 @@ pub async fn record(conn: &mut PgConnection, entry: &AuditEntry<'_>) -> Result<(
     .await?;
     Ok(())
 }
+
+/// Appends `entry` in a transaction of its own, scoped to the entry's school.
+pub async fn record_alone(pool: &sqlx::PgPool, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = match entry.school_id {
+        Some(school) => super::begin(pool, super::Scope::School(school)).await?,
+        None => super::begin(pool, super::Scope::Schools(&[])).await?,
+    };
+    record(&mut tx, entry).await?;
+    tx.commit().await
+}

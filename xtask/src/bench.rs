@@ -10,6 +10,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
+use crate::postgres::Postgres;
 use crate::system;
 
 #[derive(Debug, clap::Args)]
@@ -26,24 +27,35 @@ struct Scenario {
     about: &'static str,
     /// `cargo` invocations that build and run the benchmark programs in release mode.
     programs: &'static [&'static [&'static str]],
+    /// Whether the programs need a PostgreSQL server (passed as `DATABASE_URL`).
+    postgres: bool,
 }
 
-const SCENARIOS: &[Scenario] = &[Scenario {
-    name: "codec",
-    about: "firmware frames and sync batches: encode/decode rates and bytes per record",
-    programs: &[
-        &[
-            "bench",
-            "-p",
-            "firmware-protocol",
-            "--features",
-            "std",
-            "--bench",
-            "frames",
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "codec",
+        about: "firmware frames and sync batches: encode/decode rates and bytes per record",
+        programs: &[
+            &[
+                "bench",
+                "-p",
+                "firmware-protocol",
+                "--features",
+                "std",
+                "--bench",
+                "frames",
+            ],
+            &["bench", "-p", "shared", "--bench", "sync_codec"],
         ],
-        &["bench", "-p", "shared", "--bench", "sync_codec"],
-    ],
-}];
+        postgres: false,
+    },
+    Scenario {
+        name: "ingest",
+        about: "cloud sync ingest: 100 gateways × 1,000-record batches over mTLS into Postgres",
+        programs: &[&["bench", "-p", "cloud-sync", "--bench", "ingest"]],
+        postgres: true,
+    },
+];
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     if args.scenario == "list" {
@@ -61,6 +73,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         );
     };
 
+    let postgres = if scenario.postgres {
+        Some(Postgres::ensure()?)
+    } else {
+        None
+    };
     let mut figures: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
     for run in 1..=args.runs {
         eprintln!("xtask: {} run {run}/{}", scenario.name, args.runs);
@@ -68,6 +85,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         for program in scenario.programs {
             let mut cmd = system::cargo();
             cmd.args(*program).stderr(Stdio::inherit());
+            if let Some(postgres) = &postgres {
+                cmd.env("DATABASE_URL", &postgres.url);
+            }
             stdout += &system::output(&mut cmd)?;
         }
         for line in stdout.lines() {

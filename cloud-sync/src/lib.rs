@@ -3,15 +3,34 @@
 //!
 //! # Layout
 //!
+//! - [`db`]: the only module that speaks SQL: scoped transactions, admin upkeep, enrollment,
+//!   the batch merge, commands, audit. [`MIGRATOR`] holds `migrations/cloud`.
+//! - [`pki`]: the gateway CA (created in the data directory), enrollment tokens, the identity
+//!   in a client certificate. No network, no SQL.
+//! - [`api`]: the HTTP handlers (the only module that imports axum): enrollment, sync, the
+//!   per-gateway rate limit, the JSON error type.
+//! - [`server`]: binding and running the public and the mTLS sync listeners; the accept loop
+//!   that puts each connection's certificate identity into its requests.
+//! - [`config`]: [`Config`], validated settings for `serve`.
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
-//! Modules that later issues bring (see ARCHITECTURE.md): `db` and migrations, `enroll`,
-//! `ingest` (#5); `auth`, `api`, `realtime`, the dashboard (#7).
+//! Modules that later issues bring (see ARCHITECTURE.md): `auth`, the API for people,
+//! `realtime`, the dashboard (#7).
 //!
 //! # Invariants
 //!
-//! - A gateway's school and identity come from its client certificate, never from the body
-//!   (from #5).
+//! - A gateway's school and identity come from its client certificate, never from the body.
+//! - Every tenant query runs in a transaction that set its scope ([`db::begin`]); the service
+//!   connects as a role bound by row-level security, so a forgotten scope reads nothing.
 //! - Sync bodies are decoded only through `shared::sync`, with its limits.
 
+pub mod api;
+pub mod config;
+pub mod db;
 pub mod inspect;
+pub mod pki;
+pub mod server;
+
+pub use config::Config;
+pub use db::MIGRATOR;
+pub use server::Server;

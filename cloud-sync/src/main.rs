@@ -2,12 +2,17 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use cloud_sync::{Config, Server, db};
+use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
+use sqlx::postgres::PgConnectOptions;
 
 #[derive(Debug, Parser)]
 #[command(name = "cloud-sync", version, about = "Hallwatch cloud service")]
@@ -18,10 +23,101 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Apply the database migrations (connect as the schema owner, not as hallwatch_app).
+    Migrate {
+        /// postgres://owner@host/db
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Run the service: the public listener (enrollment) and the mTLS sync listener.
+    Serve(ServeArgs),
+    /// Platform administration: regions, schools, enrollment tokens, retention.
+    #[command(subcommand)]
+    Admin(Admin),
     /// Describe a saved sync request body (postcard + zstd), or say why it is refused.
     InspectBatch {
         /// The file holding the body, exactly as the gateway sent it.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// postgres://hallwatch_app:PASSWORD@host/db (the application role, never the owner)
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Where the gateway CA is kept (created on first start).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The public listener (enrollment).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The mutual-TLS listener gateways sync with.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    sync_listen: SocketAddr,
+    /// A DNS name or IP address gateways use to reach the sync listener (repeatable).
+    #[arg(long = "sync-name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    sync_names: Vec<String>,
+    /// Database connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pool_size: u32,
+    /// Sync requests per second one gateway may make on average.
+    #[arg(long, default_value_t = 20.0)]
+    rate_per_sec: f64,
+    /// Sync requests one gateway may make in a burst.
+    #[arg(long, default_value_t = 40)]
+    rate_burst: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Admin {
+    /// Create a region.
+    CreateRegion {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The region's id (letters, digits, '-', '_').
+        #[arg(long)]
+        id: RegionId,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a school and print a one-time enrollment token for its gateway.
+    CreateSchool {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The region the school belongs to.
+        #[arg(long)]
+        region: RegionId,
+        /// The school's id (letters, digits, '-', '_').
+        #[arg(long)]
+        id: SchoolId,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// How long the token stays valid, in hours.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+        token_hours: u64,
+    },
+    /// Print a new one-time enrollment token for an existing school (a replaced gateway).
+    CreateToken {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The school.
+        #[arg(long)]
+        school: SchoolId,
+        /// How long the token stays valid, in hours.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+        token_hours: u64,
+    },
+    /// Snapshot retention: create the coming months' partitions, drop months older than
+    /// --keep-months (run daily from cron or a systemd timer).
+    Prune {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Whole months of snapshots to keep.
+        #[arg(long, default_value_t = 13)]
+        keep_months: i32,
     },
 }
 
@@ -37,6 +133,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::InspectBatch { file } => inspect(&file),
+        Command::Migrate { database_url } => block_on(migrate(database_url)),
+        Command::Serve(args) => match serve_config(args) {
+            Ok(config) => block_on(serve(config)),
+            Err(err) => {
+                eprintln!("cloud-sync: bad configuration: {err:#}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        Command::Admin(admin) => block_on(run_admin(admin)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +150,113 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// sysexits' EX_USAGE: the configuration is wrong, nothing was started.
+const EX_CONFIG: u8 = 64;
+
+fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
+    let database: PgConnectOptions = args.database_url.parse().context("--database-url")?;
+    if !(args.rate_per_sec.is_finite() && args.rate_per_sec > 0.0) {
+        anyhow::bail!("--rate-per-sec must be a positive number");
+    }
+    if args.sync_names.is_empty() {
+        anyhow::bail!("at least one --sync-name is needed");
+    }
+    Ok(Config {
+        database,
+        pool_size: args.pool_size,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        sync_listen: args.sync_listen,
+        sync_names: args.sync_names,
+        limits: Limits::DEFAULT,
+        rate_per_sec: args.rate_per_sec,
+        rate_burst: args.rate_burst,
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
+async fn pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
+    let options: PgConnectOptions = url.parse().context("invalid --database-url")?;
+    db::connect(options, 2)
+        .await
+        .context("cannot connect to the database")
+}
+
+async fn migrate(url: String) -> anyhow::Result<()> {
+    db::migrate(&pool(&url).await?).await?;
+    eprintln!("cloud-sync: migrations applied");
+    Ok(())
+}
+
+async fn run_admin(admin: Admin) -> anyhow::Result<()> {
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    match admin {
+        Admin::CreateRegion {
+            database_url,
+            id,
+            name,
+        } => {
+            db::admin::create_region(&pool(&database_url).await?, &id, &name).await?;
+            eprintln!("cloud-sync: region {id} created");
+        }
+        Admin::CreateSchool {
+            database_url,
+            region,
+            id,
+            name,
+            token_hours,
+        } => {
+            let pool = pool(&database_url).await?;
+            let token =
+                db::admin::create_school(&pool, &region, &id, &name, hours(token_hours)).await?;
+            eprintln!(
+                "cloud-sync: school {id} created; enrollment token (single use, valid \
+                 {token_hours} h, shown only now):"
+            );
+            println!("{}", token.as_str());
+        }
+        Admin::CreateToken {
+            database_url,
+            school,
+            token_hours,
+        } => {
+            let pool = pool(&database_url).await?;
+            let token =
+                db::admin::create_enrollment_token(&pool, &school, hours(token_hours)).await?;
+            eprintln!(
+                "cloud-sync: enrollment token for {school} (single use, valid {token_hours} h):"
+            );
+            println!("{}", token.as_str());
+        }
+        Admin::Prune {
+            database_url,
+            keep_months,
+        } => {
+            let pool = pool(&database_url).await?;
+            let created = db::admin::ensure_snapshot_partitions(&pool, 3).await?;
+            let dropped = db::admin::prune_snapshots(&pool, keep_months).await?;
+            eprintln!("cloud-sync: {created} snapshot partitions created, {dropped} dropped");
+        }
+    }
+    Ok(())
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {

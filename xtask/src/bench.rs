@@ -10,6 +10,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
+use crate::postgres::Postgres;
 use crate::system;
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,8 @@ struct Scenario {
     programs: &'static [&'static [&'static str]],
     /// Programs the scenario drives, with the Debian package that has each.
     tools: &'static [(&'static str, &'static str)],
+    /// Whether the programs need a PostgreSQL server (passed as `DATABASE_URL`).
+    postgres: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -47,12 +50,21 @@ const SCENARIOS: &[Scenario] = &[
             &["bench", "-p", "shared", "--bench", "sync_codec"],
         ],
         tools: &[],
+        postgres: false,
     },
     Scenario {
         name: "gate",
         about: "device gate + broker: mTLS connections/s, QoS 1 uplinks/s (and vs Mosquitto), RSS",
         programs: &[&["bench", "-p", "edge-agent", "--bench", "gate"]],
         tools: &[("mosquitto", "mosquitto")],
+        postgres: false,
+    },
+    Scenario {
+        name: "ingest",
+        about: "cloud sync ingest: 100 gateways × 1,000-record batches over mTLS into Postgres",
+        programs: &[&["bench", "-p", "cloud-sync", "--bench", "ingest"]],
+        tools: &[],
+        postgres: true,
     },
 ];
 
@@ -73,6 +85,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     };
 
     system::ensure_tools(scenario.tools)?;
+    let postgres = if scenario.postgres {
+        Some(Postgres::ensure()?)
+    } else {
+        None
+    };
     let mut figures: BTreeMap<String, (String, Vec<f64>)> = BTreeMap::new();
     for run in 1..=args.runs {
         eprintln!("xtask: {} run {run}/{}", scenario.name, args.runs);
@@ -80,6 +97,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         for program in scenario.programs {
             let mut cmd = system::cargo();
             cmd.args(*program).stderr(Stdio::inherit());
+            if let Some(postgres) = &postgres {
+                cmd.env("DATABASE_URL", &postgres.url);
+            }
             stdout += &system::output(&mut cmd)?;
         }
         for line in stdout.lines() {

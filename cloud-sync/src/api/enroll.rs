@@ -1,0 +1,89 @@
+//! `POST /api/v1/enroll`: a gateway presents its one-time token and a CSR and receives its
+//! client certificate and the CA that the sync listener's certificate chains to.
+//!
+//! Refusals: unknown token 401, expired 410, already used 409, unusable CSR 400 (the token
+//! stays valid). Each is audited by `db::enroll`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::db::enroll::{self, Refusal};
+
+/// Larger than any CSR; a token and a PEM request are well under 8 KiB.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+pub(super) struct EnrollRequest {
+    token: String,
+    csr_pem: String,
+}
+
+/// The answer: who the gateway now is, and its certificates.
+#[derive(Debug, Serialize)]
+pub(super) struct EnrollResponse {
+    school_id: String,
+    gateway_id: String,
+    certificate_pem: String,
+    ca_pem: String,
+}
+
+pub(super) async fn enroll(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("enrollment requests are at most {MAX_BODY} bytes"),
+        ));
+    }
+    let request: EnrollRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("expected JSON {{\"token\": ..., \"csr_pem\": ...}}: {e}"),
+        )
+    })?;
+    match enroll::enroll(&state.pool, &state.ca, &request.token, &request.csr_pem).await? {
+        Ok(enrolled) => {
+            tracing::info!(school = %enrolled.school_id, gateway = %enrolled.gateway_id, "gateway enrolled");
+            Ok(Json(EnrollResponse {
+                school_id: enrolled.school_id.into_string(),
+                gateway_id: enrolled.gateway_id.into_string(),
+                certificate_pem: enrolled.cert_pem,
+                ca_pem: state.ca.cert_pem().to_owned(),
+            }))
+        }
+        Err(refusal) => {
+            tracing::warn!(?refusal, "enrollment refused");
+            Err(match refusal {
+                Refusal::UnknownToken => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_token",
+                    "this enrollment token is not valid; ask for a new one",
+                ),
+                Refusal::Expired => ApiError::new(
+                    StatusCode::GONE,
+                    "token_expired",
+                    "this enrollment token has expired; ask for a new one",
+                ),
+                Refusal::AlreadyUsed => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "token_used",
+                    "this enrollment token has already enrolled a gateway; ask for a new one",
+                ),
+                Refusal::BadCsr(reason) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_csr",
+                    format!("the certificate signing request cannot be used: {reason}"),
+                ),
+            })
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `POST /api/v1/sync`: a gateway's `SyncBatch` in, a `SyncAck` out (both postcard + zstd).
+//!
+//! Checks run cheapest first: rate (429), body size (413), decoding under the limits (413 for
+//! sizes and counts, 400 otherwise), the body's names against the certificate's (403, audited,
+//! nothing written), consecutive sequence numbers (400), then the merge (409 on a gap).
+
+use axum::Extension;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use shared::sync::{RecordBody, SyncAck, SyncBatch, SyncError, decode_batch, encode_ack};
+
+use super::{ApiError, AppState};
+use crate::db::audit::{self, AuditEntry};
+use crate::db::ingest::{self, Merged};
+use crate::pki::GatewayIdentity;
+
+/// The media type of sync bodies both ways.
+pub const SYNC_MEDIA_TYPE: &str = "application/vnd.hallwatch.sync";
+
+pub(super) async fn sync(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<GatewayIdentity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Err(wait) = state.rate.check(&gateway.school_id, &gateway.gateway_id) {
+        // Rounded up, so a gateway that waits as told finds a token.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::too_fast(secs.max(1)));
+    }
+    let max = state.limits.max_compressed;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::try_from(max).unwrap_or(u64::MAX)) {
+        return Err(too_large(max));
+    }
+    let bytes = to_bytes(body, max).await.map_err(|_| too_large(max))?;
+    let batch = decode_batch(&bytes, &state.limits).map_err(decode_refusal)?;
+
+    if let Some(claimed) = foreign_name(&batch, &gateway) {
+        tracing::warn!(school = %gateway.school_id, gateway = %gateway.gateway_id, claimed, "batch names another school or gateway");
+        let entry = AuditEntry {
+            school_id: Some(&gateway.school_id),
+            actor: format!("gateway:{}", gateway.gateway_id),
+            action: "sync",
+            outcome: "forbidden",
+            detail: json!({ "claimed": claimed, "records": batch.records.len() }),
+        };
+        audit::record_alone(&state.pool, &entry).await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "identity_mismatch",
+            "the batch names a school or gateway other than this gateway's certificate",
+        ));
+    }
+    ingest::check_sequence(&batch.records)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_sequence", e.to_string()))?;
+
+    match ingest::merge(
+        &state.pool,
+        &gateway,
+        &batch.records,
+        state.limits.max_commands,
+    )
+    .await?
+    {
+        Merged::Acked {
+            acked_through,
+            new_records,
+            commands,
+        } => {
+            tracing::debug!(gateway = %gateway.gateway_id, new_records, %acked_through, "batch merged");
+            let ack = SyncAck {
+                acked_through,
+                commands,
+            };
+            let body = encode_ack(&ack).map_err(|e| ApiError::internal(&e))?;
+            Ok(([(header::CONTENT_TYPE, SYNC_MEDIA_TYPE)], body).into_response())
+        }
+        Merged::Gap { expected } => Err(ApiError::gap(expected)),
+        Merged::NotEnrolled => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "gateway_not_enrolled",
+            "this gateway is not enrolled or has been revoked",
+        )),
+    }
+}
+
+/// The first name in the body that is not the certificate's: the batch's school or gateway,
+/// or a snapshot's school.
+fn foreign_name(batch: &SyncBatch, gateway: &GatewayIdentity) -> Option<String> {
+    if batch.school_id != gateway.school_id {
+        return Some(format!("school {}", batch.school_id));
+    }
+    if batch.gateway_id != gateway.gateway_id {
+        return Some(format!("gateway {}", batch.gateway_id));
+    }
+    batch.records.iter().find_map(|r| match &r.body {
+        RecordBody::Snapshot(s) if s.school_id != gateway.school_id => {
+            Some(format!("school {} (snapshot seq {})", s.school_id, r.seq))
+        }
+        _ => None,
+    })
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("sync bodies are at most {max} bytes; send smaller batches"),
+    )
+}
+
+fn decode_refusal(err: SyncError) -> ApiError {
+    let status = match err {
+        SyncError::CompressedTooLarge { .. }
+        | SyncError::DecompressedTooLarge { .. }
+        | SyncError::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "batch_too_large"
+    } else {
+        "bad_batch"
+    };
+    ApiError::new(status, code, err.to_string())
+}

@@ -1,0 +1,145 @@
+//! The only module that speaks SQL. Every function here runs in a transaction that set its
+//! tenant scope first (see [`Scope`]); row-level security in Postgres is the second line that
+//! makes a forgotten scope return nothing instead of everything.
+//!
+//! - `admin`: regions, schools, enrollment tokens and snapshot partition upkeep.
+//! - `enroll`: redeeming an enrollment token for a gateway.
+//! - `ingest`: merging a gateway's batch, set-based, in one transaction.
+//! - `commands`: cloud → gateway commands (requested, delivered, confirmed).
+//! - `audit`: the append-only audit log.
+
+pub mod admin;
+pub mod audit;
+pub mod commands;
+pub mod enroll;
+pub mod ingest;
+
+use shared::ids::SchoolId;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use thiserror::Error;
+
+/// The migrations of `migrations/cloud`, for `cloud-sync migrate` and the tests.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/cloud");
+
+/// The role the service connects as: not the owner, not a superuser, bound by row-level
+/// security. The migrations create it.
+pub const APP_ROLE: &str = "hallwatch_app";
+
+/// Which schools a transaction may see and write.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// One school: a gateway, a school admin or viewer.
+    School(&'a SchoolId),
+    /// Several schools: a region admin.
+    Schools(&'a [SchoolId]),
+    /// Every school: a platform operator, admin commands and upkeep.
+    AllSchools,
+}
+
+/// A database failure. Callers log it and show "internal error".
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// The query or connection failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The service is connected as a role that row-level security would not bind.
+    #[error(
+        "the database role {role:?} is a superuser or bypasses row-level security; \
+         connect the service as {APP_ROLE}"
+    )]
+    PrivilegedRole {
+        /// The role connected as.
+        role: String,
+    },
+    /// Certificates or randomness failed.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// A referenced row does not exist (e.g. the region of a new school).
+    #[error("{0}")]
+    NotFound(String),
+    /// The row exists already (e.g. a school id taken).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Opens a pool of connections.
+pub async fn connect(options: PgConnectOptions, max: u32) -> Result<PgPool, DbError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .connect_with(options)
+        .await?)
+}
+
+/// Applies every pending migration (run as the schema owner, not as [`APP_ROLE`]).
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Refuses a pool whose role is a superuser or bypasses row-level security: the service must
+/// run as [`APP_ROLE`] (or a role like it) so a forgotten scope cannot leak.
+pub async fn ensure_unprivileged(pool: &PgPool) -> Result<(), DbError> {
+    let (role, privileged): (String, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await?;
+    if privileged {
+        return Err(DbError::PrivilegedRole { role });
+    }
+    Ok(())
+}
+
+/// Begins a transaction and sets its tenant scope with `SET LOCAL` semantics (`set_config(...,
+/// true)`), so the scope ends with the transaction and never leaks to the next user of the
+/// pooled connection.
+pub async fn begin(
+    pool: &PgPool,
+    scope: Scope<'_>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    set_scope(&mut tx, scope).await?;
+    Ok(tx)
+}
+
+/// Replaces the scope of the transaction `conn` is in (e.g. once enrollment has found the
+/// token's school).
+pub(crate) async fn set_scope(
+    conn: &mut sqlx::PgConnection,
+    scope: Scope<'_>,
+) -> Result<(), sqlx::Error> {
+    let (schools, all) = match scope {
+        Scope::School(school) => (school.as_str().to_owned(), "off"),
+        Scope::Schools(schools) => (join(schools), "off"),
+        Scope::AllSchools => (String::new(), "on"),
+    };
+    sqlx::query(
+        "SELECT set_config('hallwatch.school_ids', $1, true), \
+                set_config('hallwatch.all_schools', $2, true)",
+    )
+    .bind(schools)
+    .bind(all)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// School ids joined with commas; ids cannot contain commas (see `shared::ids`).
+fn join(schools: &[SchoolId]) -> String {
+    let ids: Vec<&str> = schools.iter().map(SchoolId::as_str).collect();
+    ids.join(",")
+}
+
+/// True when the error is a unique-constraint violation.
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// True when the error is a foreign-key violation.
+fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}

@@ -1,0 +1,140 @@
+//! Binding and running the two listeners: the public one (plain HTTP here; TLS for browsers
+//! and enrolling gateways is terminated in front of it) and the sync listener, which speaks
+//! only mutual TLS with gateway certificates.
+//!
+//! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
+//!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
+//!
+//! Shutdown order: stop accepting, let in-flight requests finish (bounded by
+//! [`SHUTDOWN_GRACE`]), then close the pool.
+
+mod mtls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, RateLimiter};
+use crate::config::Config;
+use crate::db;
+use crate::pki::GatewayCa;
+
+/// How long in-flight requests may take to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Snapshot partitions are created this many months ahead, daily.
+const PARTITION_MONTHS_AHEAD: i32 = 3;
+
+/// A service with its sockets bound, ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    state: AppState,
+    public: TcpListener,
+    sync: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+impl Server {
+    /// Connects to Postgres (refusing a privileged role), loads or creates the CA, issues
+    /// the sync listener's certificate and binds both listeners.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(config.database.clone(), config.pool_size)
+            .await
+            .context("cannot connect to the database")?;
+        db::ensure_unprivileged(&pool).await?;
+        db::admin::ensure_snapshot_partitions(&pool, PARTITION_MONTHS_AHEAD).await?;
+        let ca = GatewayCa::load_or_create(&config.data_dir)
+            .context("cannot load or create the gateway CA")?;
+        let tls = mtls::server_config(&ca, &config.sync_names)?;
+        let public = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let sync = TcpListener::bind(config.sync_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.sync_listen))?;
+        let state = AppState {
+            pool,
+            ca: Arc::new(ca),
+            limits: config.limits,
+            rate: Arc::new(RateLimiter::new(config.rate_per_sec, config.rate_burst)),
+        };
+        Ok(Self {
+            state,
+            public,
+            sync,
+            tls,
+        })
+    }
+
+    /// The public listener's address (useful with port 0).
+    pub fn public_addr(&self) -> std::io::Result<SocketAddr> {
+        self.public.local_addr()
+    }
+
+    /// The sync listener's address.
+    pub fn sync_addr(&self) -> std::io::Result<SocketAddr> {
+        self.sync.local_addr()
+    }
+
+    /// The gateway CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        self.state.ca.cert_pem()
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracing::info!(public = ?self.public.local_addr().ok(), sync = ?self.sync.local_addr().ok(), "serving");
+
+        let public = axum::serve(self.public, api::public_router(self.state.clone()))
+            .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        tracker.spawn(async move {
+            if let Err(err) = public.await {
+                tracing::error!(error = %err, "public listener failed");
+            }
+        });
+        tracker.spawn(mtls::accept_loop(
+            self.sync,
+            self.tls,
+            api::sync_router(self.state.clone()),
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running after the grace period; closing anyway");
+        }
+        self.state.pool.close().await;
+        Ok(())
+    }
+}
+
+/// Creates the coming months' snapshot partitions once a day.
+async fn partition_upkeep(pool: sqlx::PgPool, cancel: CancellationToken) {
+    let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = daily.tick() => {}
+        }
+        if let Err(err) = db::admin::ensure_snapshot_partitions(&pool, PARTITION_MONTHS_AHEAD).await
+        {
+            tracing::error!(error = %err, "cannot create snapshot partitions");
+        }
+    }
+}

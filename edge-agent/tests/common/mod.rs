@@ -63,28 +63,18 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway named as on a school network (`gw.lincoln.local`, `10.0.0.2`).
     pub(crate) fn init() -> Gateway {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("gw");
-        ok(&[
-            "init",
-            "--data-dir",
-            s(&data),
-            "--school-id",
-            SCHOOL,
-            "--school-name",
-            "Lincoln High",
-            "--hostname",
-            "gw.lincoln.local",
-            "--ip",
-            "10.0.0.2",
-        ]);
-        Gateway { tmp, data }
+        Gateway::init_named("gw.lincoln.local", "10.0.0.2")
     }
 
     /// A gateway whose server certificate names `localhost` and `127.0.0.1`, for tests that
     /// connect to it.
     pub(crate) fn init_local() -> Gateway {
+        Gateway::init_named("localhost", "127.0.0.1")
+    }
+
+    fn init_named(hostname: &str, ip: &str) -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("gw");
         ok(&[
@@ -96,9 +86,9 @@ impl Gateway {
             "--school-name",
             "Lincoln High",
             "--hostname",
-            "localhost",
+            hostname,
             "--ip",
-            "127.0.0.1",
+            ip,
         ]);
         Gateway { tmp, data }
     }

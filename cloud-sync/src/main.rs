@@ -178,11 +178,25 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
-    server
-        .run(async {
+    server.run(shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM (what systemd sends to stop a service) or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        }
+    }
+    tracing::info!("shutdown requested");
 }
 
 fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {

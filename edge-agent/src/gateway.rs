@@ -39,7 +39,6 @@ impl Gateway {
         raise_open_file_limit();
         let broker = broker::start(&BrokerSettings {
             max_packet_bytes: config.gate.max_packet_bytes,
-            max_connections: config.gate.max_connections + 16,
             ..BrokerSettings::default()
         })
         .await?;
@@ -48,7 +47,7 @@ impl Gateway {
             config.school_id.clone(),
             TlsFiles::in_data_dir(data_dir),
             config.gate.clone(),
-            broker.internal.clone(),
+            broker.gate,
         )
         .await?;
         let mqtt_addr = gate.local_addr()?;
@@ -109,8 +108,8 @@ fn consume(uplink: &Uplink) {
     }
 }
 
-/// Each device holds three descriptors (its TLS socket, the gate's socket to the broker and
-/// the broker's end of it); the default soft limit of 1024 would cap a gateway at ~300 devices.
+/// Each device holds a descriptor (its TLS socket); the default soft limit of 1024 would cap a
+/// gateway below the gate's default `max_connections` (4,000).
 fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::debug!(limit, "open file limit"),

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::{BrokerError, Uplink};
 
-/// The client id of the agent's own link; devices cannot take it because the gate only
-/// admits client ids equal to a device certificate's id, and device ids cannot contain `.`.
+/// The client id of the agent's own link. Devices never have a broker connection of their own,
+/// and a device id cannot contain `.` either.
 const AGENT_CLIENT_ID: &str = "hallwatch.agent";
 
 /// The agent's subscription: every device's uplinks.
@@ -55,7 +55,7 @@ pub(super) fn attach(
         .link(AGENT_CLIENT_ID)
         .map_err(|e| BrokerError::Link(e.to_string()))?;
     link_tx
-        .subscribe("d/+/up")
+        .subscribe(UPLINK_FILTER)
         .map_err(|e| BrokerError::Link(e.to_string()))?;
 
     let (uplink_tx, uplinks) = mpsc::channel(uplink_buffer);
@@ -84,9 +84,9 @@ fn receive_uplinks(mut link_rx: LinkRx, uplinks: mpsc::Sender<Uplink>) {
         };
         match notification {
             Notification::Forward(forward) => {
-                let Some(device_id) = device_of(&forward.publish.topic) else {
-                    // The gate only lets a device publish to its own `up` topic, so this is a
-                    // bug, not an attack; say so loudly.
+                let Some(device_id) = device_of(&forward.publish.topic, Direction::Up) else {
+                    // The gate only publishes to a device's own `up` topic, so this is a bug,
+                    // not an attack; say so loudly.
                     tracing::error!(topic = ?forward.publish.topic, "uplink on an unexpected topic");
                     continue;
                 };
@@ -120,10 +120,9 @@ fn publish_downlinks(mut link_tx: LinkTx, mut downlinks: mpsc::Receiver<(DeviceI
     }
 }
 
-fn device_of(topic: &[u8]) -> Option<DeviceId> {
+/// The device whose `direction` topic this is, if it is one.
+pub(super) fn device_of(topic: &[u8], direction: Direction) -> Option<DeviceId> {
     let topic = std::str::from_utf8(topic).ok()?;
-    match parse_device_topic(topic)? {
-        (id, Direction::Up) => id.parse().ok(),
-        (_, Direction::Down) => None,
-    }
+    let (id, found) = parse_device_topic(topic)?;
+    (found == direction).then(|| id.parse().ok()).flatten()
 }

@@ -1,19 +1,23 @@
 //! The embedded MQTT broker (rumqttd): the only module that imports rumqttd.
 //!
-//! rumqttd is never exposed to the network. It listens on a loopback-only plain-TCP port that
-//! only the gate connects to, and accepts a connection only with the per-process secret the
-//! gate puts into each device's CONNECT (see ARCHITECTURE.md for why: its TLS accept loop
-//! handshakes inline, it has no CRL support and it never checks a certificate's CN against the
-//! client id). The agent talks to devices through a local link: uplinks from `d/+/up` arrive on
-//! a channel, downlinks to `d/{id}/down` go out through [`Downlinks`].
+//! rumqttd is the gateway's internal message bus and is never exposed to the network. Devices
+//! never connect to it: the gate speaks MQTT to them and moves their messages through its own
+//! local link ([`GateLink`]): it publishes each device's uplinks to `d/{id}/up` and is
+//! subscribed to `d/+/down`. The agent has a second link: uplinks from `d/+/up` arrive on a
+//! channel, downlinks to `d/{id}/down` go out through [`Downlinks`]. Both directions therefore
+//! pass through rumqttd's router (see ARCHITECTURE.md for why it is not one connection per
+//! device: rumqttd's per-connection state).
 //!
-//! The local link's calls block (a bounded crossbeam-style channel into the router), so each
-//! direction runs on its own OS thread, never on a tokio worker.
+//! rumqttd refuses to start without a listener, so it keeps one on loopback whose
+//! authentication refuses every client: nothing outside this process can use the broker.
+//!
+//! The local links' calls block (bounded channels into the router), so each direction of each
+//! link runs on its own OS thread, never on a tokio worker.
 
+mod gate_link;
 mod link;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,25 +25,29 @@ use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSet
 use shared::ids::DeviceId;
 use tokio::sync::{mpsc, oneshot};
 
+pub use gate_link::{GateLink, LinkClosed, UpTopic, UplinkPublisher};
 pub use link::{DownlinkError, Downlinks};
 
 /// How the broker is sized. The defaults suit a school gateway: a few thousand devices,
 /// frames of at most a few hundred bytes.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
-    /// Most concurrent MQTT connections (devices plus the agent's own link).
+    /// Most concurrent broker connections: the gate's and the agent's local links, with room
+    /// to spare. Devices do not count: they never connect to the broker.
     pub max_connections: usize,
-    /// Largest MQTT packet accepted from a connection, in bytes.
+    /// Largest MQTT payload the broker accepts, in bytes.
     pub max_packet_bytes: usize,
     /// rumqttd keeps a log per *subscription filter* (not per topic), rolling over after
-    /// `segment_count` segments of `segment_bytes`, and keeps it even once read. Every
-    /// device's `down` topic is such a filter, so these stay small.
+    /// `segment_count` segments of `segment_bytes`, and keeps it even once read. This sizes
+    /// the log of any filter without a size of its own below (there is none today).
     pub segment_bytes: usize,
     /// See `segment_bytes`.
     pub segment_count: usize,
     /// The agent's `d/+/up` filter holds every device's uplinks in one log: this is how far
     /// (in bytes, times two segments) the agent may fall behind before rumqttd skips frames.
     pub uplink_log_bytes: usize,
+    /// The gate's `d/+/down` filter holds every downlink in one log, likewise.
+    pub downlink_log_bytes: usize,
     /// Uplinks buffered between the broker thread and the agent before back-pressure.
     pub uplink_buffer: usize,
 }
@@ -47,14 +55,16 @@ pub struct BrokerSettings {
 impl Default for BrokerSettings {
     fn default() -> Self {
         BrokerSettings {
-            max_connections: 4096,
+            max_connections: 8,
             max_packet_bytes: 1024,
-            // rumqttd panics below 1024. 4 KiB × 2 per device `down` filter keeps ~100 frames
-            // (the default 100 MB × 10 per filter would let a busy gateway eat the appliance).
+            // rumqttd panics below 1024; its default (100 MB × 10 per filter) would let a busy
+            // gateway eat the appliance.
             segment_bytes: 4 * 1024,
             segment_count: 2,
             // ~40,000 uplinks of 64 bytes: half a second at the gate's default total rate.
             uplink_log_bytes: 4 * 1024 * 1024,
+            // ~1,000 downlinks of 64 bytes: the agent sends a few per device event.
+            downlink_log_bytes: 128 * 1024,
             uplink_buffer: 65_536,
         }
     }
@@ -69,20 +79,11 @@ pub struct Uplink {
     pub payload: Bytes,
 }
 
-/// Where and how the gate reaches the broker.
-#[derive(Debug, Clone)]
-pub struct Internal {
-    /// The loopback address of rumqttd's plain-TCP listener.
-    pub addr: SocketAddr,
-    /// The password rumqttd accepts; random per process and known only to the gate.
-    pub secret: Arc<str>,
-}
-
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
-    /// How the gate connects.
-    pub internal: Internal,
+    /// The gate's link, to be started by the gate.
+    pub gate: GateLink,
     /// Every frame devices publish on `d/{id}/up`.
     pub uplinks: mpsc::Receiver<Uplink>,
     /// Frames to devices on `d/{id}/down`.
@@ -99,23 +100,23 @@ pub enum BrokerError {
     Port(std::io::Error),
     #[error("cannot start a broker thread: {0}")]
     Thread(std::io::Error),
-    #[error("the broker refused the agent's local link: {0}")]
+    #[error("the broker refused a local link: {0}")]
     Link(String),
     #[error("the broker did not start listening on {0} within 5 seconds")]
     NotListening(SocketAddr),
 }
 
-/// Starts rumqttd on a free loopback port with the agent's local link attached.
+/// Starts rumqttd on a free loopback port with the agent's and the gate's links attached.
 pub async fn start(settings: &BrokerSettings) -> Result<Broker, BrokerError> {
-    let secret: Arc<str> = random_secret().into();
     // rumqttd binds the port itself; reserve a free one and hand it over. The window between
     // releasing and rumqttd binding is microseconds, and a clash fails loudly below.
     let addr = {
         let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(BrokerError::Port)?;
         probe.local_addr().map_err(BrokerError::Port)?
     };
-    let mut broker = rumqttd::Broker::new(config(settings, addr, &secret));
+    let mut broker = rumqttd::Broker::new(config(settings, addr));
     let (uplinks, downlinks) = link::attach(&broker, settings.uplink_buffer)?;
+    let gate = GateLink::attach(&broker)?;
 
     let (failed_tx, failed) = oneshot::channel();
     std::thread::Builder::new()
@@ -131,16 +132,16 @@ pub async fn start(settings: &BrokerSettings) -> Result<Broker, BrokerError> {
         .map_err(BrokerError::Thread)?;
 
     wait_listening(addr).await?;
-    tracing::info!(%addr, "embedded broker listening on loopback");
+    tracing::debug!(%addr, "embedded broker started (its listener refuses every client)");
     Ok(Broker {
-        internal: Internal { addr, secret },
+        gate,
         uplinks,
         downlinks,
         failed,
     })
 }
 
-fn config(settings: &BrokerSettings, addr: SocketAddr, secret: &Arc<str>) -> Config {
+fn config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: settings.max_packet_bytes,
@@ -149,13 +150,10 @@ fn config(settings: &BrokerSettings, addr: SocketAddr, secret: &Arc<str>) -> Con
         external_auth: None,
         dynamic_filters: true,
     };
-    let secret = Arc::clone(secret);
-    // The gate sets username = client id = the certificate's device id, password = secret.
+    // Only the local links use the broker; a client of the listener is refused whatever it
+    // sends (rumqttd also refuses a CONNECT without credentials once a handler is set).
     connections.set_auth_handler(
-        move |client_id: String, username: String, password: String| {
-            let ok = password.as_bytes() == secret.as_bytes() && username == client_id;
-            async move { ok }
-        },
+        |_client_id: String, _username: String, _password: String| async { false },
     );
     let server = ServerSettings {
         name: "gate".into(),
@@ -174,14 +172,18 @@ fn config(settings: &BrokerSettings, addr: SocketAddr, secret: &Arc<str>) -> Con
             max_segment_size: settings.segment_bytes.max(1024),
             max_segment_count: settings.segment_count.max(1),
             custom_segment: Some(
-                [(
-                    link::UPLINK_FILTER.to_owned(),
-                    SegmentConfig {
-                        max_segment_size: (settings.uplink_log_bytes / 2).max(1024),
-                        max_segment_count: 2,
-                    },
-                )]
+                [
+                    (link::UPLINK_FILTER, settings.uplink_log_bytes),
+                    (gate_link::DOWNLINK_FILTER, settings.downlink_log_bytes),
+                ]
                 .into_iter()
+                .map(|(filter, bytes)| {
+                    let segments = SegmentConfig {
+                        max_segment_size: (bytes / 2).max(1024),
+                        max_segment_count: 2,
+                    };
+                    (filter.to_owned(), segments)
+                })
                 .collect(),
             ),
             initialized_filters: None,
@@ -206,19 +208,4 @@ async fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(BrokerError::NotListening(addr))
-}
-
-/// 32 random bytes as hex, from the kernel's generator (via ring, our one crypto provider).
-fn random_secret() -> String {
-    use rustls::crypto::ring::default_provider;
-    let mut bytes = [0u8; 32];
-    // `fill` only fails if the kernel has no randomness, in which case TLS is impossible too;
-    // fall back to the time so that the broker still refuses strangers most of the time.
-    if default_provider().secure_random.fill(&mut bytes).is_err() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        bytes[..16].copy_from_slice(&now.as_nanos().to_le_bytes());
-    }
-    hex::encode(bytes)
 }

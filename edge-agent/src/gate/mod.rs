@@ -2,20 +2,24 @@
 //!
 //! It owns the device-facing listener. Each connection is handshaken in its own task with a
 //! timeout, its client certificate verified against the gateway CA and CRL; the device id comes
-//! from the certificate. Its MQTT CONNECT must use that id, its packets are checked against the
-//! device's own topics, and it is then relayed to the embedded broker's loopback listener with
-//! credentials only the gate knows (see [`crate::broker`]). Connections are capped in total,
-//! while pending and per source address; a revoked device is disconnected when the CRL changes.
+//! from the certificate. Its MQTT CONNECT must use that id. From then on the gate is the
+//! device's MQTT server: it checks every packet against the device's own topics, hands uplinks
+//! to the broker through the gate's local link and writes the device's downlinks, which the
+//! link's receiving thread dispatches through the registry (see [`crate::broker::GateLink`]).
+//! Connections are capped in total, while pending and per source address; a revoked device is
+//! disconnected when the CRL changes.
 //!
 //! # Layout
 //! - `limits`: [`GateLimits`] and admission counting.
 //! - `tls`: server config, client verification, CRL reload.
 //! - `identity`: the device identity from its certificate.
-//! - `registry`: connected devices (replacement, revocation).
-//! - `session`: one connection, from handshake to close.
+//! - `registry`: connected devices (replacement, revocation, downlink dispatch).
+//! - `session`: one connection, from handshake to the CONNECT check and the end.
+//! - `mqtt`: the MQTT 3.1.1 server side of a connected device's session.
 
 mod identity;
 mod limits;
+mod mqtt;
 mod registry;
 mod session;
 mod tls;
@@ -30,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Internal;
+use crate::broker::{BrokerError, GateLink, UplinkPublisher};
 pub use limits::GateLimits;
 pub use tls::TlsFiles;
 
@@ -49,7 +53,13 @@ pub enum GateError {
     },
     #[error("{}: {reason}", path.display())]
     Tls { path: PathBuf, reason: String },
+    #[error("cannot start the gate's broker link: {0}")]
+    Link(#[source] BrokerError),
 }
+
+/// Uplinks queued between the gate's sessions and the link's publisher thread. Enough for a
+/// burst from every publishing device; when full, devices wait and feel TCP back-pressure.
+const UPLINK_QUEUE: usize = 4_096;
 
 /// A bound gate, ready to [`run`](Gate::run).
 #[derive(Debug)]
@@ -69,18 +79,18 @@ struct GateState {
     school: SchoolId,
     tls: tls::TlsState,
     admission: Arc<limits::Admission>,
-    registry: registry::Registry,
-    internal: Internal,
+    registry: Arc<registry::Registry>,
+    uplink: UplinkPublisher,
 }
 
 impl Gate {
-    /// Loads the TLS material and binds the device listener.
+    /// Loads the TLS material, binds the device listener and starts the broker link.
     pub async fn bind(
         listen: SocketAddr,
         school: SchoolId,
         files: TlsFiles,
         limits: GateLimits,
-        internal: Internal,
+        link: GateLink,
     ) -> Result<Gate, GateError> {
         let tls = tls::TlsState::load(files)?;
         let listener = TcpListener::bind(listen)
@@ -89,12 +99,19 @@ impl Gate {
                 addr: listen,
                 source,
             })?;
+        let registry = Arc::new(registry::Registry::default());
+        let dispatch = Arc::clone(&registry);
+        let uplink = link
+            .start(UPLINK_QUEUE, move |device, frame| {
+                dispatch.deliver(&device, frame);
+            })
+            .map_err(GateError::Link)?;
         let state = GateState {
             school,
             tls,
             admission: Arc::new(limits::Admission::new(limits)),
-            registry: registry::Registry::default(),
-            internal,
+            registry,
+            uplink,
         };
         Ok(Gate {
             listener,

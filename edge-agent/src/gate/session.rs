@@ -1,19 +1,19 @@
-//! One device connection: TLS handshake, identity, the MQTT CONNECT check, then a proxy to the
-//! broker that checks every packet the device sends.
+//! One device connection: TLS handshake, identity, the MQTT CONNECT check, then the device's
+//! MQTT session (`mqtt`) until it ends, and its last will if it ended abnormally.
 //!
 //! What a device may do is fixed: connect with its certificate's id as client id, publish to
-//! `d/{id}/up`, subscribe to `d/{id}/down`, and the protocol's acks, pings and disconnect.
-//! Anything else ends the connection (and only that connection). Packets from the broker to
-//! the device are passed through unchanged: the device can only be subscribed to its own
-//! `down` topic, so the broker has nothing else to send it.
+//! `d/{id}/up`, subscribe to `d/{id}/down`, ping and disconnect. Anything else ends the
+//! connection (and only that connection).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Login, Packet};
-use rumqttc::mqttbytes::{self, QoS, check};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes;
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -21,11 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::GateState;
 use super::identity::DeviceIdentity;
-use super::limits::{Pending, UplinkRate};
+use super::limits::Pending;
+use super::mqtt::{self, READ_CHUNK};
+use crate::broker::UpTopic;
 
-/// How much is read from a socket at a time. A gateway holds thousands of mostly idle
-/// connections, so per-connection buffers start small and grow only under load.
-const READ_CHUNK: usize = 1024;
+/// How long a last will may wait for room in the uplink queue before it is given up.
+const WILL_WAIT: Duration = Duration::from_secs(5);
+/// How long closing the TLS stream may take; a peer that stopped reading cannot hold it.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a connection ended. Logged; never sent to the device.
 #[derive(Debug, thiserror::Error)]
@@ -46,16 +49,32 @@ pub(super) enum Ended {
     Violation(String),
     #[error("malformed or oversized MQTT packet: {0}")]
     Malformed(mqttbytes::Error),
-    #[error("cannot reach the broker: {0}")]
-    Broker(std::io::Error),
-    #[error("connection closed: {0}")]
+    #[error("cannot encode a packet for the device: {0}")]
+    Encode(mqttbytes::Error),
+    #[error("the broker link is closed")]
+    Broker,
+    #[error("connection failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the device did not read what the gate wrote in time")]
+    WriteTimeout,
+    #[error("nothing heard from the device for {0:?} (1.5 × its keep-alive)")]
+    KeepAlive(Duration),
     #[error("replaced by a newer connection or revoked")]
     Superseded,
     #[error("the gateway is shutting down")]
     Shutdown,
-    #[error("closed by the device")]
+    #[error("closed by the device without DISCONNECT")]
     Closed,
+    #[error("disconnected by the device")]
+    Disconnected,
+}
+
+impl Ended {
+    /// Whether the device's last will is published: on every end except a DISCONNECT (MQTT
+    /// 3.1.1 §3.1.2.5) and the gateway's own shutdown, when nobody would consume it.
+    fn publishes_will(&self) -> bool {
+        !matches!(self, Ended::Disconnected | Ended::Shutdown)
+    }
 }
 
 /// Runs one connection to its end.
@@ -84,6 +103,7 @@ pub(super) async fn run(
         return Err(Ended::OtherSchool(identity.school_id.to_string()));
     }
     let device = identity.device_id.clone();
+    let up = UpTopic::of(&device);
     let mut tls = tls;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let connect = match timeout(
@@ -95,57 +115,73 @@ pub(super) async fn run(
         Ok(packet) => packet?,
         Err(_) => return Err(Ended::ConnectTimeout),
     };
-    let connect = match check_connect(connect, &identity, &state.internal.secret) {
+    let (code, refused) = match check_connect(connect, &identity, &up) {
+        Ok(connect) => (ConnectReturnCode::Success, Ok(connect)),
+        Err((code, why)) => (code, Err(why)),
+    };
+    let mut out = BytesMut::new();
+    ConnAck::new(code, false)
+        .write(&mut out)
+        .map_err(Ended::Encode)?;
+    let connect = match refused {
         Ok(connect) => connect,
-        Err((code, why)) => {
-            let mut out = BytesMut::new();
+        Err(why) => {
             // The refusal is best effort: the connection closes either way.
-            if ConnAck::new(code, false).write(&mut out).is_ok() {
-                let _ = tls.write_all(&out).await;
-            }
-            let _ = tls.shutdown().await;
+            let _ = timeout(CLOSE_WAIT, async {
+                tls.write_all(&out).await?;
+                tls.shutdown().await
+            })
+            .await;
             return Err(Ended::Refused(why));
         }
     };
-
-    let mut broker = TcpStream::connect(state.internal.addr)
-        .await
-        .map_err(Ended::Broker)?;
-    broker.set_nodelay(true).map_err(Ended::Broker)?;
-    let mut out = BytesMut::new();
-    Packet::Connect(connect)
-        .write(&mut out, usize::MAX)
-        .map_err(Ended::Malformed)?;
-    broker.write_all(&out).await.map_err(Ended::Broker)?;
     drop(pending);
-    let registration = state.registry.register(&device, identity.serial.clone());
-    tracing::debug!(%device, %peer, "device connected");
-
-    let (mut device_rx, mut device_tx) = tokio::io::split(tls);
-    let (mut broker_rx, mut broker_tx) = broker.into_split();
+    // Registered before the CONNACK goes out: a device that has it is reachable.
+    let (registration, downlinks) = state.registry.register(&device, identity.serial.clone());
+    tracing::debug!(%device, %peer, keep_alive = connect.keep_alive, "device connected");
+    // Copied so that the session does not keep the CONNECT's read buffer alive for it.
+    let will = connect
+        .last_will
+        .map(|will| Bytes::copy_from_slice(&will.message));
     let device_rate = super::limits::uplink_rate(limits.device_uplinks_per_s);
-    let rates = [&device_rate, &state.admission.total_uplinks];
-    let up = relay_up(
-        &mut device_rx,
-        &mut broker_tx,
+    let mut session = mqtt::Session {
+        stream: tls,
         buf,
-        &identity,
-        &limits,
-        rates,
-    );
-    // Downlinks are a few hundred bytes; a small buffer keeps idle devices cheap.
-    let mut broker_rx = tokio::io::BufReader::with_capacity(READ_CHUNK, &mut broker_rx);
-    let down = tokio::io::copy_buf(&mut broker_rx, &mut device_tx);
+        out,
+        up,
+        down: format!("d/{device}/down"),
+        limits: &limits,
+        rates: [&device_rate, &state.admission.total_uplinks],
+        uplink: &state.uplink,
+        downlinks,
+        subscribed: false,
+        silence: mqtt::silence_allowed(connect.keep_alive),
+    };
     let ended = tokio::select! {
-        result = up => result.err().unwrap_or(Ended::Closed),
-        result = down => result.err().map_or(Ended::Closed, Ended::Io),
+        ended = session.serve() => ended,
         () = registration.end.cancelled() => Ended::Superseded,
         () = shutdown.cancelled() => Ended::Shutdown,
     };
-    let _ = device_tx.shutdown().await;
+    if let Some(will) = will.filter(|_| ended.publishes_will()) {
+        publish_will(&state, &session.up, will, &device).await;
+    }
+    let _ = timeout(CLOSE_WAIT, session.stream.shutdown()).await;
     match ended {
-        Ended::Closed => Ok(()),
+        Ended::Disconnected => Ok(()),
         other => Err(other),
+    }
+}
+
+/// Publishes a last will through the uplink queue, as if the device had sent it.
+async fn publish_will(
+    state: &GateState,
+    up: &UpTopic,
+    will: Bytes,
+    device: &shared::ids::DeviceId,
+) {
+    match timeout(WILL_WAIT, state.uplink.publish(up, will)).await {
+        Ok(Ok(())) => tracing::debug!(%device, "published the device's last will"),
+        Ok(Err(_)) | Err(_) => tracing::warn!(%device, "could not publish the device's last will"),
     }
 }
 
@@ -156,8 +192,8 @@ async fn read_packet<S: AsyncRead + Unpin>(
     limits: &super::GateLimits,
 ) -> Result<Packet, Ended> {
     loop {
-        match check(buf.iter(), limits.max_packet_bytes) {
-            Ok(_) => return Packet::read(buf, limits.max_packet_bytes).map_err(Ended::Malformed),
+        match Packet::read(buf, limits.max_packet_bytes) {
+            Ok(packet) => return Ok(packet),
             Err(mqttbytes::Error::InsufficientBytes(_)) => {}
             Err(e) => return Err(Ended::Malformed(e)),
         }
@@ -168,14 +204,13 @@ async fn read_packet<S: AsyncRead + Unpin>(
     }
 }
 
-/// The device's CONNECT with the gate's credentials in place of whatever it sent, or the
-/// CONNACK code and reason to refuse it with.
+/// The device's CONNECT, or the CONNACK code and reason to refuse it with.
 fn check_connect(
     packet: Packet,
     identity: &DeviceIdentity,
-    secret: &str,
+    up: &UpTopic,
 ) -> Result<Connect, (ConnectReturnCode, &'static str)> {
-    let Packet::Connect(mut connect) = packet else {
+    let Packet::Connect(connect) = packet else {
         return Err((
             ConnectReturnCode::RefusedProtocolVersion,
             "first packet is not CONNECT",
@@ -188,112 +223,12 @@ fn check_connect(
         ));
     }
     if let Some(will) = &connect.last_will
-        && will.topic != up_topic(identity)
+        && will.topic.as_bytes() != up.as_bytes()
     {
         return Err((
             ConnectReturnCode::NotAuthorized,
             "last will outside the device's up topic",
         ));
     }
-    connect.login = Some(Login::new(identity.device_id.as_str(), secret));
     Ok(connect)
-}
-
-/// Copies the device's packets to the broker, checking each; returns on the first violation.
-async fn relay_up<R, W>(
-    device: &mut R,
-    broker: &mut W,
-    mut buf: BytesMut,
-    identity: &DeviceIdentity,
-    limits: &super::GateLimits,
-    rates: [&UplinkRate; 2],
-) -> Result<(), Ended>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let up = up_topic(identity);
-    let down = format!("d/{}/down", identity.device_id);
-    let mut out = BytesMut::new();
-    loop {
-        // Everything complete in the buffer goes to the broker in one write.
-        loop {
-            let header = match check(buf.iter(), limits.max_packet_bytes) {
-                Ok(header) => header,
-                Err(mqttbytes::Error::InsufficientBytes(_)) => break,
-                Err(e) => return Err(Ended::Malformed(e)),
-            };
-            let raw = buf.split_to(header.frame_length());
-            let packet = Packet::read(&mut raw.clone(), limits.max_packet_bytes)
-                .map_err(Ended::Malformed)?;
-            allowed(&packet, &up, &down)?;
-            if matches!(packet, Packet::Publish(_)) {
-                // Waiting here stops reading this socket: the device feels TCP back-pressure.
-                for rate in rates {
-                    rate.until_ready().await;
-                }
-            }
-            out.extend_from_slice(&raw);
-            if matches!(packet, Packet::Disconnect) {
-                broker.write_all(&out).await.map_err(Ended::Broker)?;
-                return Ok(());
-            }
-        }
-        if !out.is_empty() {
-            broker.write_all(&out).await.map_err(Ended::Broker)?;
-            out.clear();
-        }
-        // A burst may have grown the buffers; an idle device should not keep them.
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
-            buf = BytesMut::new();
-        }
-        if out.capacity() > 4 * READ_CHUNK {
-            out = BytesMut::new();
-        }
-        buf.reserve(READ_CHUNK);
-        if device.read_buf(&mut buf).await? == 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// The rule for each packet a device sends.
-fn allowed(packet: &Packet, up: &str, down: &str) -> Result<(), Ended> {
-    let violation = |what: String| Err(Ended::Violation(what));
-    // MQTT 3.1.1 forbids packet id 0 where one is required; rumqttd accepts it, others don't.
-    let zero_id = match packet {
-        Packet::Publish(p) => p.qos != QoS::AtMostOnce && p.pkid == 0,
-        Packet::Subscribe(s) => s.pkid == 0,
-        Packet::Unsubscribe(u) => u.pkid == 0,
-        _ => false,
-    };
-    if zero_id {
-        return violation("packet id 0".into());
-    }
-    match packet {
-        Packet::Publish(publish) if publish.topic != up => {
-            violation(format!("publish to {:?}", publish.topic))
-        }
-        Packet::Subscribe(subscribe) => match subscribe.filters.iter().find(|f| f.path != down) {
-            Some(filter) => violation(format!("subscribe to {:?}", filter.path)),
-            None => Ok(()),
-        },
-        Packet::Publish(_)
-        | Packet::PubAck(_)
-        | Packet::PubRec(_)
-        | Packet::PubRel(_)
-        | Packet::PubComp(_)
-        | Packet::Unsubscribe(_)
-        | Packet::PingReq
-        | Packet::Disconnect => Ok(()),
-        Packet::Connect(_)
-        | Packet::ConnAck(_)
-        | Packet::SubAck(_)
-        | Packet::UnsubAck(_)
-        | Packet::PingResp => violation(format!("{packet:?} from a device")),
-    }
-}
-
-fn up_topic(identity: &DeviceIdentity) -> String {
-    format!("d/{}/up", identity.device_id)
 }

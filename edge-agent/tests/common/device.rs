@@ -127,6 +127,12 @@ impl RawDevice {
     pub(crate) async fn mqtt_connect(&mut self, client_id: &str) -> Option<ConnAck> {
         let mut connect = Connect::new(client_id);
         connect.keep_alive = 30;
+        self.mqtt_connect_with(connect).await
+    }
+
+    /// Sends `connect` (keep-alive, last will as the test wants) and returns the CONNACK, or
+    /// `None` if the connection closed first.
+    pub(crate) async fn mqtt_connect_with(&mut self, connect: Connect) -> Option<ConnAck> {
         self.send(Packet::Connect(connect)).await.ok()?;
         match self.recv(Duration::from_secs(5)).await {
             Ok(Some(Packet::ConnAck(ack))) => Some(ack),

@@ -10,29 +10,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
-use common::device::{RawDevice, bundle_tls, tls_config};
-use edge_agent::config::Config;
+use common::device::{RawDevice, bundle_tls, connected, tls_config};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, Publish, Subscribe};
 use shared::ids::DeviceId;
 
 const WAIT: Duration = Duration::from_secs(3);
-
-async fn start(gw: &Gateway) -> edge_agent::Gateway {
-    let mut config = Config::load(&gw.data).unwrap();
-    config.mqtt_listen = "127.0.0.1:0".parse().unwrap();
-    edge_agent::Gateway::start(&config, &gw.data).await.unwrap()
-}
-
-/// A device connected with its own id; panics if the gate refuses it.
-async fn connected(gateway: &edge_agent::Gateway, bundle: &std::path::Path, id: &str) -> RawDevice {
-    let mut device = RawDevice::tls(gateway.mqtt_addr, bundle_tls(bundle))
-        .await
-        .unwrap();
-    let ack = device.mqtt_connect(id).await.expect("CONNACK");
-    assert_eq!(ack.code, ConnectReturnCode::Success);
-    device
-}
 
 fn id(s: &str) -> DeviceId {
     s.parse().unwrap()
@@ -42,8 +25,8 @@ fn id(s: &str) -> DeviceId {
 async fn a_device_publishes_to_the_agent_and_receives_downlinks() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let mut gateway = start(&gw).await;
-    let mut device = connected(&gateway, &bundle, "btn-1").await;
+    let mut gateway = gw.start().await;
+    let mut device = connected(gateway.mqtt_addr, &bundle, "btn-1").await;
     device.subscribe("d/btn-1/down").await.unwrap();
 
     device.publish("d/btn-1/up", b"\x01\x02\x03").await.unwrap();
@@ -79,7 +62,7 @@ async fn handshakes_without_a_valid_certificate_are_refused() {
     let other = Gateway::init_local();
     let foreign = other.add("btn-1", "button", "A-101");
     let expired = common::expired_device_cert(&gw, "btn-3");
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
 
     let ca = good.join("ca.pem");
     let cases = [
@@ -108,7 +91,7 @@ async fn handshakes_without_a_valid_certificate_are_refused() {
     assert!(gateway.uplinks.try_recv().is_err());
 
     // The valid device still gets in.
-    let _device = connected(&gateway, &good, "btn-1").await;
+    let _device = connected(gateway.mqtt_addr, &good, "btn-1").await;
     gateway.stop().await;
 }
 
@@ -117,9 +100,9 @@ async fn revoking_a_connected_device_disconnects_it_within_two_seconds() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
     let other = gw.add("btn-2", "button", "A-102");
-    let gateway = start(&gw).await;
-    let mut device = connected(&gateway, &bundle, "btn-1").await;
-    let mut bystander = connected(&gateway, &other, "btn-2").await;
+    let gateway = gw.start().await;
+    let mut device = connected(gateway.mqtt_addr, &bundle, "btn-1").await;
+    let mut bystander = connected(gateway.mqtt_addr, &other, "btn-2").await;
 
     gw.revoke("btn-1");
     let revoked_at = Instant::now();
@@ -140,7 +123,7 @@ async fn a_device_using_another_devices_client_id_is_refused() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
     gw.add("btn-2", "button", "A-102");
-    let gateway = start(&gw).await;
+    let gateway = gw.start().await;
     let mut device = RawDevice::tls(gateway.mqtt_addr, bundle_tls(&bundle))
         .await
         .unwrap();
@@ -160,7 +143,7 @@ async fn leaving_the_own_namespace_disconnects_and_leaks_nothing() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
     let other = gw.add("btn-2", "button", "A-102");
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
 
     let publishes = [
         "d/btn-2/up",
@@ -170,7 +153,7 @@ async fn leaving_the_own_namespace_disconnects_and_leaks_nothing() {
         "$SYS/x",
     ];
     for topic in publishes {
-        let mut device = connected(&gateway, &bundle, "btn-1").await;
+        let mut device = connected(gateway.mqtt_addr, &bundle, "btn-1").await;
         let publish = Publish::new(topic, QoS::AtMostOnce, b"x".to_vec());
         device.send(Packet::Publish(publish)).await.unwrap();
         assert!(
@@ -187,7 +170,7 @@ async fn leaving_the_own_namespace_disconnects_and_leaks_nothing() {
         "d/btn-1/#",
     ];
     for filter in filters {
-        let mut device = connected(&gateway, &bundle, "btn-1").await;
+        let mut device = connected(gateway.mqtt_addr, &bundle, "btn-1").await;
         let mut subscribe = Subscribe::new(filter, QoS::AtMostOnce);
         subscribe.pkid = 1;
         device.send(Packet::Subscribe(subscribe)).await.unwrap();
@@ -202,8 +185,8 @@ async fn leaving_the_own_namespace_disconnects_and_leaks_nothing() {
     );
 
     // Two well-behaved devices: each sees only its own downlinks.
-    let mut one = connected(&gateway, &bundle, "btn-1").await;
-    let mut two = connected(&gateway, &other, "btn-2").await;
+    let mut one = connected(gateway.mqtt_addr, &bundle, "btn-1").await;
+    let mut two = connected(gateway.mqtt_addr, &other, "btn-2").await;
     one.subscribe("d/btn-1/down").await.unwrap();
     two.subscribe("d/btn-2/down").await.unwrap();
     gateway
@@ -229,10 +212,10 @@ async fn oversized_and_malformed_packets_close_only_that_connection() {
     let good = gw.add("btn-1", "button", "A-101");
     let big = gw.add("btn-2", "button", "A-102");
     let junk = gw.add("btn-3", "button", "A-103");
-    let mut gateway = start(&gw).await;
-    let mut device = connected(&gateway, &good, "btn-1").await;
+    let mut gateway = gw.start().await;
+    let mut device = connected(gateway.mqtt_addr, &good, "btn-1").await;
 
-    let mut oversized = connected(&gateway, &big, "btn-2").await;
+    let mut oversized = connected(gateway.mqtt_addr, &big, "btn-2").await;
     let publish = Publish::new("d/btn-2/up", QoS::AtMostOnce, vec![7u8; 4096]);
     oversized.send(Packet::Publish(publish)).await.unwrap();
     assert!(
@@ -240,7 +223,7 @@ async fn oversized_and_malformed_packets_close_only_that_connection() {
         "an oversized packet was accepted"
     );
 
-    let mut malformed = connected(&gateway, &junk, "btn-3").await;
+    let mut malformed = connected(gateway.mqtt_addr, &junk, "btn-3").await;
     // Packet type 15 is reserved in MQTT 3.1.1.
     malformed.send_raw(&[0xf0, 0x02, 0x00, 0x00]).await.unwrap();
     assert!(
@@ -249,7 +232,7 @@ async fn oversized_and_malformed_packets_close_only_that_connection() {
     );
 
     // Packet id 0 is invalid for SUBSCRIBE even on the device's own topic.
-    let mut zero_id = connected(&gateway, &junk, "btn-3").await;
+    let mut zero_id = connected(gateway.mqtt_addr, &junk, "btn-3").await;
     let subscribe = Subscribe::new("d/btn-3/down", QoS::AtLeastOnce);
     zero_id.send(Packet::Subscribe(subscribe)).await.unwrap();
     assert!(

@@ -7,37 +7,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
-use common::device::{RawDevice, bundle_tls};
-use edge_agent::config::Config;
+use common::device::connected_with;
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, LastWill, Packet, Publish, Unsubscribe};
+use rumqttc::mqttbytes::v4::{Connect, LastWill, Packet, Publish, Unsubscribe};
 use shared::ids::DeviceId;
 
 const WAIT: Duration = Duration::from_secs(3);
-
-async fn start(gw: &Gateway) -> edge_agent::Gateway {
-    let mut config = Config::load(&gw.data).unwrap();
-    config.mqtt_listen = "127.0.0.1:0".parse().unwrap();
-    edge_agent::Gateway::start(&config, &gw.data).await.unwrap()
-}
-
-/// A device connected with `connect`; panics if the gate refuses it.
-async fn connected_with(
-    gateway: &edge_agent::Gateway,
-    bundle: &Path,
-    connect: Connect,
-) -> RawDevice {
-    let mut device = RawDevice::tls(gateway.mqtt_addr, bundle_tls(bundle))
-        .await
-        .unwrap();
-    let ack = device.mqtt_connect_with(connect).await.expect("CONNACK");
-    assert_eq!(ack.code, ConnectReturnCode::Success);
-    device
-}
 
 /// A CONNECT for `id` with a last will on its own up topic.
 fn with_will(id: &str, will: &[u8]) -> Connect {
@@ -56,14 +34,14 @@ async fn a_silent_device_is_closed_after_one_and_a_half_keep_alives() {
     let gw = Gateway::init_local();
     let silent = gw.add("btn-1", "button", "A-101");
     let pinging = gw.add("btn-2", "button", "A-102");
-    let gateway = start(&gw).await;
+    let gateway = gw.start().await;
     let mut connect = Connect::new("btn-1");
     connect.keep_alive = 1;
     let connected_at = Instant::now();
-    let mut quiet = connected_with(&gateway, &silent, connect).await;
+    let mut quiet = connected_with(gateway.mqtt_addr, &silent, connect).await;
     let mut connect = Connect::new("btn-2");
     connect.keep_alive = 1;
-    let mut alive = connected_with(&gateway, &pinging, connect).await;
+    let mut alive = connected_with(gateway.mqtt_addr, &pinging, connect).await;
 
     // btn-2 pings every half second and stays; btn-1 says nothing and is closed at 1.5 s.
     let mut pings = 0;
@@ -93,16 +71,16 @@ async fn a_silent_device_is_closed_after_one_and_a_half_keep_alives() {
 async fn the_last_will_reaches_the_agent_on_an_abnormal_close_only() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
 
     // Closed after DISCONNECT: no will.
-    let mut device = connected_with(&gateway, &bundle, with_will("btn-1", b"clean")).await;
+    let mut device = connected_with(gateway.mqtt_addr, &bundle, with_will("btn-1", b"clean")).await;
     device.send(Packet::Disconnect).await.unwrap();
     assert!(device.closed_within(WAIT).await);
     drop(device);
 
     // The TCP connection dropped without DISCONNECT: the will is published.
-    let device = connected_with(&gateway, &bundle, with_will("btn-1", b"lost")).await;
+    let device = connected_with(gateway.mqtt_addr, &bundle, with_will("btn-1", b"lost")).await;
     drop(device);
     let uplink = tokio::time::timeout(WAIT, gateway.uplinks.recv())
         .await
@@ -116,7 +94,7 @@ async fn the_last_will_reaches_the_agent_on_an_abnormal_close_only() {
     );
 
     // Closed by the gate for a violation: the will is published too.
-    let mut device = connected_with(&gateway, &bundle, with_will("btn-1", b"bad")).await;
+    let mut device = connected_with(gateway.mqtt_addr, &bundle, with_will("btn-1", b"bad")).await;
     let publish = Publish::new("d/btn-2/up", QoS::AtMostOnce, b"x".to_vec());
     device.send(Packet::Publish(publish)).await.unwrap();
     assert!(device.closed_within(WAIT).await);
@@ -135,8 +113,8 @@ async fn the_last_will_reaches_the_agent_on_an_abnormal_close_only() {
 async fn a_qos_2_publish_is_refused() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let mut gateway = start(&gw).await;
-    let mut device = connected_with(&gateway, &bundle, Connect::new("btn-1")).await;
+    let mut gateway = gw.start().await;
+    let mut device = connected_with(gateway.mqtt_addr, &bundle, Connect::new("btn-1")).await;
     let mut publish = Publish::new("d/btn-1/up", QoS::ExactlyOnce, b"twice".to_vec());
     publish.pkid = 1;
     device.send(Packet::Publish(publish)).await.unwrap();
@@ -156,8 +134,8 @@ async fn a_qos_2_publish_is_refused() {
 async fn downlinks_reach_a_device_only_while_it_is_subscribed() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let gateway = start(&gw).await;
-    let mut device = connected_with(&gateway, &bundle, Connect::new("btn-1")).await;
+    let gateway = gw.start().await;
+    let mut device = connected_with(gateway.mqtt_addr, &bundle, Connect::new("btn-1")).await;
     let send = |frame: &'static [u8]| {
         gateway
             .downlinks

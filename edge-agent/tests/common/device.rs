@@ -166,3 +166,19 @@ impl RawDevice {
         }
     }
 }
+
+/// A device connected with its own id as client id; panics if the gate refuses it.
+pub(crate) async fn connected(addr: SocketAddr, bundle: &Path, id: &str) -> RawDevice {
+    let mut device = RawDevice::tls(addr, bundle_tls(bundle)).await.unwrap();
+    let ack = device.mqtt_connect(id).await.expect("CONNACK");
+    assert_eq!(ack.code, rumqttc::mqttbytes::v4::ConnectReturnCode::Success);
+    device
+}
+
+/// A device connected with `connect`; panics if the gate refuses it.
+pub(crate) async fn connected_with(addr: SocketAddr, bundle: &Path, connect: Connect) -> RawDevice {
+    let mut device = RawDevice::tls(addr, bundle_tls(bundle)).await.unwrap();
+    let ack = device.mqtt_connect_with(connect).await.expect("CONNACK");
+    assert_eq!(ack.code, rumqttc::mqttbytes::v4::ConnectReturnCode::Success);
+    device
+}

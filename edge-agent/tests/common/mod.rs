@@ -93,6 +93,15 @@ impl Gateway {
         Gateway { tmp, data }
     }
 
+    /// Starts this gateway in-process, its device listener on a free loopback port.
+    pub(crate) async fn start(&self) -> edge_agent::Gateway {
+        let mut config = edge_agent::config::Config::load(&self.data).unwrap();
+        config.mqtt_listen = "127.0.0.1:0".parse().unwrap();
+        edge_agent::Gateway::start(&config, &self.data)
+            .await
+            .unwrap()
+    }
+
     /// `device add` into `tmp/<id>`; returns the bundle directory.
     pub(crate) fn add(&self, id: &str, kind: &str, room: &str) -> PathBuf {
         let out = self.tmp.path().join(id);

@@ -13,10 +13,12 @@
 #[path = "../tests/common/device.rs"]
 #[allow(dead_code)]
 mod device;
+#[path = "../tests/common/net.rs"]
+mod net;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use device::{RawDevice, bundle_tls};
 use edge_agent::config::Config;
 use edge_agent::install::{InitOptions, add_device, init};
 use edge_agent::store::{DeviceKind, NewDevice};
+use net::{Killed, free_port, wait_listening};
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, Publish, Subscribe};
 use rumqttc::mqttbytes::{self, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -377,29 +380,4 @@ fn rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap();
     kb / 1024.0
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

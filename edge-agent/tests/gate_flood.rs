@@ -9,43 +9,29 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Gateway;
 use common::device::{RawDevice, bundle_tls};
+use common::net::{Killed, free_port, wait_listening};
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 
 const ATTACKERS: usize = 500;
 /// Source addresses the flood comes from (127.0.0.2 ..); the device uses 127.0.0.1.
 const SOURCES: u8 = 10;
 
 /// `edge-agent run`, killed on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+struct Agent(Killed);
 
 impl Agent {
     fn open_files(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.0.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.0.0.id()))
             .unwrap()
             .count()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn run_agent(gw: &Gateway, port: u16) -> Agent {
@@ -65,15 +51,8 @@ async fn run_agent(gw: &Gateway, port: u16) -> Agent {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let agent = Agent(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "edge-agent run did not start listening"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let agent = Agent(Killed(child));
+    wait_listening((Ipv4Addr::LOCALHOST, port).into()).await;
     // Let the probe connection above be closed and counted out.
     tokio::time::sleep(Duration::from_millis(200)).await;
     agent

@@ -13,7 +13,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Gateway, s};
-use edge_agent::config::Config;
 use firmware_protocol::{
     AckState, ButtonPress, Downlink, Frame, PressAck, PressPattern, Uplink, decode_uplink,
     encode_downlink, encode_uplink,
@@ -21,12 +20,6 @@ use firmware_protocol::{
 use shared::ids::DeviceId;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn start(gw: &Gateway) -> edge_agent::Gateway {
-    let mut config = Config::load(&gw.data).unwrap();
-    config.mqtt_listen = "127.0.0.1:0".parse().unwrap();
-    edge_agent::Gateway::start(&config, &gw.data).await.unwrap()
-}
 
 /// `program` (`mosquitto_pub` or `mosquitto_sub`) connecting to the gateway as the device whose
 /// bundle is in `bundle`, with client id `client_id`. Fails the test, never skips it, when the
@@ -82,7 +75,7 @@ fn press_frame(press_seq: u32) -> Vec<u8> {
 async fn mosquitto_sub_receives_a_downlink_through_the_gate() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let gateway = start(&gw).await;
+    let gateway = gw.start().await;
 
     let mut sub = mosquitto("mosquitto_sub", &gateway, &bundle, "btn-1")
         .args([
@@ -153,7 +146,7 @@ async fn mosquitto_sub_receives_a_downlink_through_the_gate() {
 async fn mosquitto_pub_frames_reach_the_agent_with_the_device_id() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
 
     // A binary frame from a file, as firmware would send it.
     let frame = press_frame(1);
@@ -197,7 +190,7 @@ async fn mosquitto_pub_cannot_publish_as_another_device() {
     let gw = Gateway::init_local();
     let bundle = gw.add("btn-1", "button", "A-101");
     let _other = gw.add("btn-2", "button", "A-102");
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
 
     // btn-1's certificate and client id, btn-2's topic.
     let mut publish = mosquitto("mosquitto_pub", &gateway, &bundle, "btn-1");

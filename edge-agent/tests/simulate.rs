@@ -13,16 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 
 use common::{Gateway, s};
-use edge_agent::config::Config;
 use firmware_protocol::{
     AckState, Downlink, Frame, PressAck, Uplink, decode_uplink, encode_downlink,
 };
-
-async fn start(gw: &Gateway) -> edge_agent::Gateway {
-    let mut config = Config::load(&gw.data).unwrap();
-    config.mqtt_listen = "127.0.0.1:0".parse().unwrap();
-    edge_agent::Gateway::start(&config, &gw.data).await.unwrap()
-}
 
 fn simulate(gw: &Gateway, gateway: &edge_agent::Gateway, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-agent"));
@@ -62,7 +55,7 @@ struct Seen {
 #[tokio::test(flavor = "multi_thread")]
 async fn simulated_devices_send_real_frames_and_count_press_acks() {
     let gw = Gateway::init_local();
-    let mut gateway = start(&gw).await;
+    let mut gateway = gw.start().await;
     // A press is acknowledged here only once retransmitted, a second later. At 2 presses/s, a
     // 5 s run has no press in its first 4 s with probability e^-8 (0.03 %).
     let mut cmd = simulate(

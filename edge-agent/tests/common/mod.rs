@@ -18,6 +18,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
 pub(crate) mod device;
+pub(crate) mod net;
 
 pub(crate) const SCHOOL: &str = "lincoln-high";
 

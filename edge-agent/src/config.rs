@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use shared::ids::SchoolId;
 
+use crate::engine::{DEFAULT_PRESS_MAP, EngineSettings, format_press_map, parse_press_map};
 use crate::gate::GateLimits;
 
 /// The config file's name inside the data directory.
@@ -37,6 +38,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// The device gate's connection limits and timeouts (`[gate]`).
     pub gate: GateLimits,
+    /// Escalation, cancelling and press mapping (`[alerts]`).
+    pub alerts: EngineSettings,
 }
 
 /// Why `agent.toml` was refused.
@@ -71,6 +74,17 @@ pub struct RawConfig {
     pub http: RawListen,
     #[serde(default)]
     pub gate: RawGate,
+    #[serde(default)]
+    pub alerts: RawAlerts,
+}
+
+/// `[alerts]`: every field optional, defaults from [`EngineSettings::default`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub escalate_after_s: Option<u64>,
+    pub cancel_window_s: Option<u64>,
+    pub press_map: Option<String>,
 }
 
 /// `[gate]`: every field optional, defaults from [`GateLimits::default`].
@@ -181,7 +195,15 @@ impl Config {
              # Publishes per second from one device, and from all devices together; beyond\n\
              # them the gate slows its reading (TCP back-pressure), it never drops a frame.\n\
              device_uplinks_per_s = {}\n\
-             total_uplinks_per_s = {}\n",
+             total_uplinks_per_s = {}\n\n\
+             [alerts]\n\
+             # An alert nobody acknowledges within escalate_after_s escalates (severity up,\n\
+             # announced again). The presser may cancel their own alert within\n\
+             # cancel_window_s. press_map: which alert each press pattern raises (panic,\n\
+             # medical, fire, lockdown, intruder or ignore); a device may have its own.\n\
+             escalate_after_s = {}\n\
+             cancel_window_s = {}\n\
+             press_map = {}\n",
             quote(self.school_id.as_str()),
             quote(&self.school_name),
             list(self.hostnames.clone()),
@@ -196,6 +218,9 @@ impl Config {
             self.gate.max_packet_bytes,
             self.gate.device_uplinks_per_s,
             self.gate.total_uplinks_per_s,
+            self.alerts.escalate_after.as_secs(),
+            self.alerts.cancel_window.as_secs(),
+            quote(&format_press_map(&self.alerts.press_map)),
         )
     }
 }
@@ -230,6 +255,7 @@ impl RawConfig {
             mqtt_listen: listen("mqtt.listen", self.mqtt.listen, DEFAULT_MQTT_LISTEN)?,
             http_listen: listen("http.listen", self.http.listen, DEFAULT_HTTP_LISTEN)?,
             gate: self.gate.validate()?,
+            alerts: self.alerts.validate()?,
         })
     }
 }
@@ -306,6 +332,43 @@ impl RawGate {
                 100,
                 1_000_000,
             )?),
+        })
+    }
+}
+
+impl RawAlerts {
+    fn validate(self) -> Result<EngineSettings, ConfigError> {
+        let defaults = EngineSettings::default();
+        let seconds = |field, value: Option<u64>, default: Duration, max: u64| match value {
+            None => Ok(default),
+            Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
+            Some(s) => Err(ConfigError::Invalid {
+                field,
+                reason: format!("{s} is outside 1..={max} seconds"),
+            }),
+        };
+        Ok(EngineSettings {
+            escalate_after: seconds(
+                "alerts.escalate_after_s",
+                self.escalate_after_s,
+                defaults.escalate_after,
+                3_600,
+            )?,
+            cancel_window: seconds(
+                "alerts.cancel_window_s",
+                self.cancel_window_s,
+                defaults.cancel_window,
+                600,
+            )?,
+            press_map: match self.press_map {
+                None => defaults.press_map,
+                Some(text) => parse_press_map(&text, DEFAULT_PRESS_MAP).map_err(|e| {
+                    ConfigError::Invalid {
+                        field: "alerts.press_map",
+                        reason: e.to_string(),
+                    }
+                })?,
+            },
         })
     }
 }

@@ -1,13 +1,10 @@
-//! The running gateway: configuration in, broker and gate up, uplinks flowing to the agent,
-//! and an orderly stop. [`run`] is what `edge-agent run` calls; [`Gateway::start`] is the same
-//! without the waiting, for tests and benchmarks that drive devices against it.
+//! The gateway's device side: broker and gate up, uplinks flowing out, downlinks flowing in,
+//! and an orderly stop. [`crate::Agent`] puts the engine behind it; tests and benchmarks of the
+//! gate alone drive devices against a bare [`Gateway`].
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::Context;
-use firmware_protocol::decode_uplink;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -67,44 +64,18 @@ impl Gateway {
         })
     }
 
+    /// Resolves if the broker fails: rumqttd has no shutdown, so this is fatal for the agent.
+    pub async fn failed(&mut self) -> String {
+        (&mut self.broker_failed)
+            .await
+            .unwrap_or_else(|_| "the broker stopped".into())
+    }
+
     /// Closes the device listener and every connection, and waits for them.
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-    }
-}
-
-/// Runs the gateway in `data_dir` until `shutdown` resolves (or the broker fails).
-pub async fn run(data_dir: &Path, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let config = Config::load(data_dir)?;
-    let mut gateway = Gateway::start(&config, data_dir)
-        .await
-        .with_context(|| format!("cannot start the gateway in {}", data_dir.display()))?;
-    tokio::pin!(shutdown);
-    let failed = loop {
-        tokio::select! {
-            () = &mut shutdown => break None,
-            why = &mut gateway.broker_failed => {
-                break Some(why.unwrap_or_else(|_| "the broker stopped".into()));
-            }
-            Some(uplink) = gateway.uplinks.recv() => consume(&uplink),
-        }
-    };
-    tracing::info!("stopping: closing device connections");
-    gateway.stop().await;
-    match failed {
-        Some(why) => anyhow::bail!("{why}"),
-        None => Ok(()),
-    }
-}
-
-/// Decodes every uplink. The alert engine (issue #4) takes over from here; until then frames
-/// are checked and logged, so a device that sends garbage shows up in the log.
-fn consume(uplink: &Uplink) {
-    match decode_uplink(&uplink.payload) {
-        Ok(frame) => tracing::debug!(device = %uplink.device_id, ?frame, "uplink"),
-        Err(e) => tracing::warn!(device = %uplink.device_id, error = %e, "undecodable uplink"),
     }
 }
 

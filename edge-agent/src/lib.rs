@@ -22,8 +22,11 @@
 //! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
 //! - Private keys are created with mode 0600 and never widened afterwards.
 
+mod agent;
+pub mod api;
 pub mod broker;
 pub mod config;
+pub mod engine;
 mod files;
 pub mod gate;
 mod gateway;
@@ -32,5 +35,7 @@ pub mod install;
 pub mod pki;
 pub mod simulate;
 pub mod store;
+pub mod view;
 
-pub use gateway::{Gateway, run};
+pub use agent::{Agent, run};
+pub use gateway::Gateway;

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use shared::UnixMillis;
 use shared::ids::SchoolId;
 
-use super::{InstallError, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
+use super::{InstallError, OPERATOR_TOKEN_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
 use crate::config::{CONFIG_FILE, Config};
+use crate::engine::EngineSettings;
 use crate::gate::GateLimits;
 use crate::pki::{self, Ca, Validity};
 use crate::store::{CertRole, DB_FILE, Store};
@@ -75,10 +76,15 @@ pub fn init(options: InitOptions) -> Result<Initialised, InstallError> {
         mqtt_listen: options.mqtt_listen,
         http_listen: options.http_listen,
         gate: GateLimits::default(),
+        alerts: EngineSettings::default(),
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let files: Vec<PathBuf> = MARKERS.iter().map(|m| dir.join(m)).collect();
+    let files: Vec<PathBuf> = MARKERS
+        .iter()
+        .chain([&OPERATOR_TOKEN_FILE])
+        .map(|m| dir.join(m))
+        .collect();
     match write_all(&dir, &config) {
         Ok(()) => Ok(Initialised { config, files }),
         Err(err) => {
@@ -125,6 +131,8 @@ fn write_all(dir: &Path, config: &Config) -> Result<(), InstallError> {
     pki::write_key_file(&dir.join(SERVER_KEY_FILE), &server.key_pem)?;
     let cert_path = dir.join(SERVER_CERT_FILE);
     crate::files::write_new(&cert_path, server.cert_pem.as_bytes()).map_err(io(&cert_path))?;
+
+    super::ensure_operator_token(dir)?;
 
     // Last: agent.toml is what marks the directory as ready to run.
     let config_path = dir.join(CONFIG_FILE);

@@ -5,6 +5,7 @@
 mod bundle;
 mod device;
 mod init;
+mod token;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ pub use device::{
     AddedDevice, RevokedDevice, add_device, list_devices, render_table, revoke_device,
 };
 pub use init::{InitOptions, Initialised, init};
+pub use token::{OPERATOR_TOKEN_FILE, ensure_operator_token};
 
 /// The CRL's file name inside the data directory.
 pub const CRL_FILE: &str = "crl.pem";
@@ -52,6 +54,8 @@ pub enum InstallError {
     NoDeviceHost,
     #[error("cannot write the bundle: {0}")]
     Bundle(String),
+    #[error("operator token: {0}")]
+    Token(String),
 }
 
 impl InstallError {

@@ -6,10 +6,16 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Every migration, in order. Append only: an applied migration is never edited.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_devices",
-    include_str!("../../../migrations/edge/0001_devices.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_devices",
+        include_str!("../../../migrations/edge/0001_devices.sql"),
+    ),
+    (
+        "0002_core",
+        include_str!("../../../migrations/edge/0002_core.sql"),
+    ),
+];
 
 /// Applies every migration newer than the database, each in its own transaction.
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -4,19 +4,28 @@
 //! Opening checks the file's integrity, sets WAL with `synchronous=FULL` (a committed row
 //! survives power loss) and foreign keys on, and applies pending migrations.
 
+mod alerts;
 mod devices;
+mod events;
 mod list;
 mod migrate;
 mod model;
+mod outbox;
+mod profiles;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use shared::UnixMillis;
 use shared::ids::{DeviceId, SchoolId};
 
+pub use alerts::{AlertEventRow, AlertFilter, AlertRow, PressKey};
 pub use devices::CrlUpdate;
+pub use events::{StoredEvent, Topic};
 pub use model::{CertRole, DeviceKind, DeviceRow, DeviceState, NewDevice};
+pub use outbox::Lane;
+pub use profiles::{DeviceProfile, HealthUpdate, RoomRow};
 
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "edge.db";
@@ -47,9 +56,27 @@ pub enum StoreError {
     AlreadyRevoked(DeviceId),
 }
 
-/// An open connection to the gateway's database.
+/// How long a connection waits for another's write lock (a CLI command writing while the
+/// agent runs) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The gateway's database, open for writing. The running agent has one, owned by its engine.
 #[derive(Debug)]
 pub struct Store {
+    conn: Connection,
+}
+
+/// One write transaction of the engine: everything a batch of inputs changes, with its outbox
+/// records and stream events, committed together or not at all.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+/// A read-only connection for the dashboard's queries; WAL lets it read while the engine
+/// writes.
+#[derive(Debug)]
+pub struct Reader {
     conn: Connection,
 }
 
@@ -81,7 +108,17 @@ impl Store {
         )?)
     }
 
+    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a concurrent
+    /// writer waits (up to the busy timeout) instead of failing half-way.
+    pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Batch { tx })
+    }
+
     fn setup(conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "SQLite did not switch to WAL");
@@ -130,6 +167,36 @@ impl Store {
             (role.as_str(), not_before.get(), not_after.get()),
         )?;
         serial_from(self.conn.last_insert_rowid())
+    }
+}
+
+impl Batch<'_> {
+    /// Makes the batch durable (`synchronous=FULL`: on disk when this returns).
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// Opens `path` (created and migrated by a [`Store`]) for reading only.
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Reader { conn })
+    }
+}
+
+fn bad_value(what: &'static str, value: &str) -> StoreError {
+    StoreError::BadValue {
+        what,
+        value: value.to_owned(),
     }
 }
 

@@ -1,0 +1,118 @@
+//! The whole agent: the gateway's device side ([`Gateway`]: gate and broker), the engine that
+//! owns the state, and the local API. [`run`] is what `edge-agent run` calls; [`Agent::start`]
+//! is the same without the waiting, for tests and benchmarks.
+//!
+//! Shutdown runs in a fixed order: stop intake (the dashboard's listener and streams, the
+//! device listener and connections), then let the engine commit what it has taken in and stop,
+//! then close the database (the engine owns the only writing connection).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::engine::{Engine, EngineHandle};
+use crate::gateway::Gateway;
+use crate::install::ensure_operator_token;
+use crate::store::{DB_FILE, Store};
+
+/// A started agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Where devices connect.
+    pub mqtt_addr: SocketAddr,
+    /// Where the dashboard and local API listen.
+    pub http_addr: SocketAddr,
+    /// The engine, for in-process callers (tests).
+    pub engine: EngineHandle,
+    gateway: Gateway,
+    engine_thread: Engine,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    api_shutdown: CancellationToken,
+    engine_shutdown: CancellationToken,
+}
+
+impl Agent {
+    /// Opens the database, starts the engine, the device side and the local API.
+    pub async fn start(config: &Config, data_dir: &Path) -> anyhow::Result<Agent> {
+        let token = ensure_operator_token(data_dir)?;
+        let db_path = data_dir.join(DB_FILE);
+        let store = Store::open(&db_path)?;
+        let listener = api::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http.listen)", config.http_listen))?;
+        let http_addr = listener.local_addr()?;
+        let mut gateway = Gateway::start(config, data_dir).await?;
+        // The engine consumes the uplinks; the gateway keeps a closed receiver in their place.
+        let uplinks = std::mem::replace(&mut gateway.uplinks, mpsc::channel(1).1);
+        let engine_shutdown = CancellationToken::new();
+        let engine = Engine::start(
+            store,
+            config.alerts.clone(),
+            uplinks,
+            gateway.downlinks.clone(),
+            engine_shutdown.clone(),
+        )?;
+        let api_shutdown = CancellationToken::new();
+        let state = ApiState::new(
+            engine.handle.clone(),
+            db_path,
+            token,
+            api_shutdown.clone(),
+        );
+        let api_task = tokio::spawn(api::serve(listener, state));
+        tracing::info!(%http_addr, "local dashboard listening");
+        Ok(Agent {
+            mqtt_addr: gateway.mqtt_addr,
+            http_addr,
+            engine: engine.handle.clone(),
+            gateway,
+            engine_thread: engine,
+            api_task,
+            api_shutdown,
+            engine_shutdown,
+        })
+    }
+
+    /// Stops in order: intake, then the engine, then the database.
+    pub async fn stop(self) {
+        self.api_shutdown.cancel();
+        self.gateway.stop().await;
+        match self.api_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the local API stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "the local API task failed"),
+        }
+        self.engine_shutdown.cancel();
+        self.engine_thread.join().await;
+    }
+
+    /// Resolves if the broker fails (fatal for the agent).
+    pub async fn failed(&mut self) -> String {
+        self.gateway.failed().await
+    }
+}
+
+/// Runs the agent in `data_dir` until `shutdown` resolves (or the broker fails).
+pub async fn run(data_dir: &Path, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = Config::load(data_dir)?;
+    let mut agent = Agent::start(&config, data_dir)
+        .await
+        .with_context(|| format!("cannot start the agent in {}", data_dir.display()))?;
+    tokio::pin!(shutdown);
+    let failed = tokio::select! {
+        () = &mut shutdown => None,
+        why = agent.failed() => Some(why),
+    };
+    tracing::info!("stopping: closing the dashboard and device connections");
+    agent.stop().await;
+    match failed {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,135 @@
+//! The local API and dashboard (axum): the only module that imports axum.
+//!
+//! - here: the shared state, the router and serving it until shutdown;
+//! - `auth`: the operator token;
+//! - `alerts`: listing alerts, one alert with its history, acknowledge/resolve/cancel;
+//! - `events`: the dashboard's event stream (SSE) with `Last-Event-ID` resume;
+//! - `error`: [`ApiError`], JSON errors with the right status.
+//!
+//! Reads go to the database through read-only connections (WAL lets them read while the engine
+//! writes); changes go to the engine, which answers once they are committed.
+
+mod alerts;
+mod auth;
+mod error;
+mod events;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineHandle;
+use crate::store::{Reader, StoreError};
+
+pub use error::ApiError;
+
+/// Largest request body accepted (a note on an alert is the largest thing anyone sends).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Read connections kept open between requests.
+const MAX_IDLE_READERS: usize = 4;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    engine: EngineHandle,
+    db_path: Arc<PathBuf>,
+    token: Arc<str>,
+    readers: Arc<Mutex<Vec<Reader>>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("ApiState")
+            .field("db_path", &self.db_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State for a gateway whose database is at `db_path` and operator token is `token`.
+    pub fn new(
+        engine: EngineHandle,
+        db_path: PathBuf,
+        token: String,
+        shutdown: CancellationToken,
+    ) -> ApiState {
+        ApiState {
+            engine,
+            db_path: Arc::new(db_path),
+            token: token.into(),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            shutdown,
+        }
+    }
+
+    /// Runs `query` on a read connection, off the async workers.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let pooled = state.readers.lock().ok().and_then(|mut idle| idle.pop());
+            let reader = match pooled {
+                Some(reader) => reader,
+                None => Reader::open(&state.db_path)?,
+            };
+            let result = query(&reader);
+            if let Ok(mut idle) = state.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(reader);
+                }
+            }
+            result
+        })
+        .await;
+        match outcome {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => Err(ApiError::internal(&e)),
+        }
+    }
+}
+
+/// The router: `/healthz` open, `/api/v1/*` behind the operator token.
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}", get(alerts::detail))
+        .route("/alerts/{id}/{action}", post(alerts::act))
+        .route("/events", get(events::stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Binds the dashboard's listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled; open event streams end then too.
+pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,481 @@
+//! The engine: the one actor that owns the gateway's state (alerts, device health, occupancy
+//! and snapshots) and its database connection for writing.
+//!
+//! It runs on its own OS thread with a single-threaded tokio runtime, so its SQLite calls (and
+//! their fsyncs) never block the tokio workers that serve devices and the dashboard. Inputs are
+//! a closed set ([`Input`]): device uplinks, requests from the local API, and its own timers.
+//!
+//! **Group commit.** The engine takes whatever inputs are waiting (up to [`MAX_BATCH`]), applies
+//! them all in one transaction, commits once, and only then acts: a device gets its `PressAck`
+//! and the dashboard its event only for state that is on disk. Under load many presses share
+//! one fsync; alone, a press pays for one.
+//!
+//! A batch that fails to commit is rolled back, the cached state is reloaded from the database,
+//! and its inputs are retried one transaction each, so one poisonous input cannot block the
+//! others. Whatever still fails is refused to its sender (a device retransmits its press).
+//!
+//! - `alerts`: presses, cancels, staff transitions and escalation, via `shared::alert::step`;
+//! - `press_map`: which alert a press pattern raises.
+
+mod alerts;
+mod press_map;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use firmware_protocol::{
+    Downlink, Frame, MAX_FRAME_LEN, PressAck, Uplink as UplinkBody, decode_uplink, encode_downlink,
+};
+use shared::UnixMillis;
+use shared::alert::Actor;
+use shared::ids::{AlertId, DeviceId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Downlinks, Uplink};
+use crate::store::{DeviceProfile, DeviceState, Store, StoreError, StoredEvent};
+use crate::view::AlertView;
+
+pub use alerts::{CommandError, StaffVerb};
+pub use press_map::{DEFAULT as DEFAULT_PRESS_MAP, PressMapError, format_press_map, parse_press_map};
+
+/// Most inputs applied in one transaction.
+pub const MAX_BATCH: usize = 1_024;
+/// Requests from the API waiting for the engine before callers are told it is busy.
+const REQUEST_BUFFER: usize = 256;
+/// Events buffered for slow stream subscribers before they must catch up from the database.
+const EVENT_BUFFER: usize = 4_096;
+
+/// How the engine behaves; from `agent.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// An alert nobody acknowledged escalates after this long.
+    pub escalate_after: Duration,
+    /// The presser may cancel their own alert within this long after it was raised.
+    pub cancel_window: Duration,
+    /// Which alert each press pattern raises, unless a device has its own mapping.
+    pub press_map: firmware_protocol::PressMap,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            escalate_after: Duration::from_secs(60),
+            cancel_window: Duration::from_secs(10),
+            press_map: DEFAULT_PRESS_MAP,
+        }
+    }
+}
+
+/// A request from the local API.
+#[derive(Debug)]
+pub enum Request {
+    /// Acknowledge, resolve or cancel an alert.
+    Transition {
+        /// The alert.
+        alert: AlertId,
+        /// What to do.
+        verb: StaffVerb,
+        /// Who asks.
+        actor: Actor,
+        /// A note for the log.
+        note: Option<String>,
+        /// The alert after the change (committed), or why not.
+        reply: oneshot::Sender<Result<AlertView, CommandError>>,
+    },
+}
+
+/// The engine's inputs, a closed set.
+#[derive(Debug)]
+enum Input {
+    Uplink(Uplink),
+    Request(Request),
+}
+
+/// What the rest of the agent holds to talk to the engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<StoredEvent>,
+}
+
+/// Why a request did not reach the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineGone {
+    #[error("the alert engine is busy; try again")]
+    Busy,
+    #[error("the alert engine has stopped")]
+    Stopped,
+}
+
+impl EngineHandle {
+    /// Hands `request` to the engine without waiting for room.
+    pub fn send(&self, request: Request) -> Result<(), EngineGone> {
+        self.requests.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EngineGone::Busy,
+            mpsc::error::TrySendError::Closed(_) => EngineGone::Stopped,
+        })
+    }
+
+    /// Every event the engine commits from now on (the stream's live part).
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+        self.events.subscribe()
+    }
+}
+
+/// A running engine: its handle and its thread.
+#[derive(Debug)]
+pub struct Engine {
+    /// For the API.
+    pub handle: EngineHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts the engine on its own thread. It stops when `shutdown` is cancelled (after
+    /// committing what it has taken in) or when the uplink channel closes.
+    pub fn start(
+        store: Store,
+        settings: EngineSettings,
+        uplinks: mpsc::Receiver<Uplink>,
+        downlinks: Downlinks,
+        shutdown: CancellationToken,
+    ) -> Result<Engine, EngineError> {
+        let (requests_tx, requests) = mpsc::channel(REQUEST_BUFFER);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let state = State::load(&store, settings, downlinks, events.clone())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(EngineError::Thread)?;
+        let thread = std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let mut actor = Worker {
+                    store,
+                    state,
+                    uplinks,
+                    requests,
+                    shutdown,
+                };
+                runtime.block_on(actor.run());
+            })
+            .map_err(EngineError::Thread)?;
+        Ok(Engine {
+            handle: EngineHandle {
+                requests: requests_tx,
+                events,
+            },
+            thread,
+        })
+    }
+
+    /// Waits for the engine's thread to finish (after shutdown was cancelled).
+    pub async fn join(self) {
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The actor: the store plus the state it caches, fed by its channels.
+struct Worker {
+    store: Store,
+    state: State,
+    uplinks: mpsc::Receiver<Uplink>,
+    requests: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(&mut self) {
+        loop {
+            let deadline = self.state.next_deadline();
+            let sleep = async {
+                match deadline.and_then(|at| at.duration_since(UnixMillis::now())) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None if deadline.is_some() => {}
+                    None => std::future::pending().await,
+                }
+            };
+            let mut inputs = Vec::new();
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                Some(request) = self.requests.recv() => inputs.push(Input::Request(request)),
+                Some(uplink) = self.uplinks.recv() => inputs.push(Input::Uplink(uplink)),
+                () = sleep => {}
+            }
+            // Whatever else is waiting joins this transaction; requests first, a person is
+            // waiting on them.
+            while inputs.len() < MAX_BATCH {
+                match self.requests.try_recv() {
+                    Ok(request) => inputs.push(Input::Request(request)),
+                    Err(_) => break,
+                }
+            }
+            while inputs.len() < MAX_BATCH {
+                match self.uplinks.try_recv() {
+                    Ok(uplink) => inputs.push(Input::Uplink(uplink)),
+                    Err(_) => break,
+                }
+            }
+            self.process(inputs);
+        }
+        tracing::info!("engine stopped");
+    }
+
+    /// Applies `inputs` and the timers due in one transaction, then acts on the result.
+    fn process(&mut self, mut inputs: Vec<Input>) {
+        let now = UnixMillis::now();
+        match self.apply_all(&mut inputs, now, true) {
+            Ok(effects) => effects.execute(inputs),
+            Err(e) => {
+                tracing::error!(error = %e, inputs = inputs.len(), "batch failed; retrying one by one");
+                self.reload();
+                for input in inputs {
+                    let mut one = vec![input];
+                    match self.apply_all(&mut one, now, false) {
+                        Ok(effects) => effects.execute(one),
+                        Err(e) => {
+                            tracing::error!(error = %e, "input refused: the database failed");
+                            self.reload();
+                            refuse(one, &e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_all(
+        &mut self,
+        inputs: &mut [Input],
+        now: UnixMillis,
+        with_timers: bool,
+    ) -> Result<Effects, StoreError> {
+        let mut effects = Effects::new(self.state.downlinks.clone(), self.state.events.clone());
+        let tx = self.store.batch()?;
+        for (index, input) in inputs.iter_mut().enumerate() {
+            match input {
+                Input::Uplink(uplink) => self.state.uplink(&tx, uplink, now, &mut effects)?,
+                Input::Request(request) => {
+                    self.state
+                        .request(&tx, index, request, now, &mut effects)?;
+                }
+            }
+        }
+        if with_timers {
+            self.state.timers(&tx, now, &mut effects)?;
+        }
+        tx.commit()?;
+        Ok(effects)
+    }
+
+    fn reload(&mut self) {
+        if let Err(e) = self.state.reload(&self.store) {
+            tracing::error!(error = %e, "cannot reload the engine's state from the database");
+        }
+    }
+}
+
+/// Answers the requests among `inputs` with the database's failure.
+fn refuse(inputs: Vec<Input>, error: &StoreError) {
+    for input in inputs {
+        if let Input::Request(Request::Transition { reply, .. }) = input {
+            let _ = reply.send(Err(CommandError::Internal(error.to_string())));
+        }
+    }
+}
+
+/// The engine's cached state.
+struct State {
+    alerts: alerts::Alerts,
+    devices: HashMap<DeviceId, DeviceProfile>,
+    downlinks: Downlinks,
+    events: broadcast::Sender<StoredEvent>,
+}
+
+impl State {
+    fn load(
+        store: &Store,
+        settings: EngineSettings,
+        downlinks: Downlinks,
+        events: broadcast::Sender<StoredEvent>,
+    ) -> Result<State, StoreError> {
+        let mut state = State {
+            alerts: alerts::Alerts::new(settings),
+            devices: HashMap::new(),
+            downlinks,
+            events,
+        };
+        state.reload(store)?;
+        Ok(state)
+    }
+
+    fn reload(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.alerts.load(store.open_alerts()?);
+        self.devices = store
+            .device_profiles()?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<UnixMillis> {
+        self.alerts.next_deadline()
+    }
+
+    /// The device's profile, re-read from the database once when it is not cached (devices
+    /// are registered by `edge-agent device add` while the agent runs).
+    fn device(
+        &mut self,
+        tx: &crate::store::Batch<'_>,
+        id: &DeviceId,
+    ) -> Result<Option<&DeviceProfile>, StoreError> {
+        if !self.devices.contains_key(id) {
+            if let Some(profile) = tx.device_profile(id)? {
+                self.devices.insert(id.clone(), profile);
+            }
+        }
+        Ok(self.devices.get(id))
+    }
+
+    fn uplink(
+        &mut self,
+        tx: &crate::store::Batch<'_>,
+        uplink: &Uplink,
+        now: UnixMillis,
+        effects: &mut Effects,
+    ) -> Result<(), StoreError> {
+        let frame = match decode_uplink(&uplink.payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(device = %uplink.device_id, error = %e, "refused an undecodable uplink");
+                return Ok(());
+            }
+        };
+        let Some(device) = self.device(tx, &uplink.device_id)?.cloned() else {
+            tracing::warn!(device = %uplink.device_id, "refused an uplink from an unregistered device");
+            return Ok(());
+        };
+        if device.state == DeviceState::Revoked {
+            tracing::warn!(device = %device.id, "refused an uplink from a revoked device");
+            return Ok(());
+        }
+        match frame.body {
+            UplinkBody::ButtonPress(press) => {
+                self.alerts
+                    .press(tx, &device, frame.boot, press, now, effects)
+            }
+            UplinkBody::CancelRequest(cancel) => {
+                self.alerts.device_cancel(tx, &device, cancel, now, effects)
+            }
+            UplinkBody::Heartbeat(_) | UplinkBody::Occupancy(_) => Ok(()),
+        }
+    }
+
+    fn request(
+        &mut self,
+        tx: &crate::store::Batch<'_>,
+        index: usize,
+        request: &Request,
+        now: UnixMillis,
+        effects: &mut Effects,
+    ) -> Result<(), StoreError> {
+        match request {
+            Request::Transition {
+                alert,
+                verb,
+                actor,
+                note,
+                ..
+            } => {
+                let outcome = self
+                    .alerts
+                    .staff(tx, alert, *verb, actor, note.as_deref(), now, effects)?;
+                effects.replies.push((index, outcome));
+                Ok(())
+            }
+        }
+    }
+
+    fn timers(
+        &mut self,
+        tx: &crate::store::Batch<'_>,
+        now: UnixMillis,
+        effects: &mut Effects,
+    ) -> Result<(), StoreError> {
+        self.alerts.escalate_due(tx, now, effects)
+    }
+}
+
+/// What a committed batch must do, in order: frames to devices, events to streams, replies.
+struct Effects {
+    downlinks: Downlinks,
+    events: broadcast::Sender<StoredEvent>,
+    frames: Vec<(DeviceId, Downlink)>,
+    stored: Vec<StoredEvent>,
+    replies: Vec<(usize, Result<AlertView, CommandError>)>,
+}
+
+/// The gateway's downlink sequence; the boot field of its frames is 0 (the gateway keeps no
+/// boot counter: devices match acknowledgements by their own press's boot and seq).
+static DOWNLINK_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Effects {
+    fn new(downlinks: Downlinks, events: broadcast::Sender<StoredEvent>) -> Effects {
+        Effects {
+            downlinks,
+            events,
+            frames: Vec::new(),
+            stored: Vec::new(),
+            replies: Vec::new(),
+        }
+    }
+
+    fn press_ack(&mut self, device: &DeviceId, ack: PressAck) {
+        self.frames
+            .push((device.clone(), Downlink::PressAck(ack)));
+    }
+
+    fn execute(self, inputs: Vec<Input>) {
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        for (device, body) in self.frames {
+            let seq = DOWNLINK_SEQ.fetch_add(1, Ordering::Relaxed);
+            match encode_downlink(&Frame::new(0, seq, body), &mut buf) {
+                Ok(bytes) => {
+                    if let Err(e) = self.downlinks.send(device, Bytes::copy_from_slice(bytes)) {
+                        tracing::warn!(error = %e, "downlink not sent");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode a downlink"),
+            }
+        }
+        for event in self.stored {
+            // No subscriber is fine: the event is in the database for whoever connects.
+            let _ = self.events.send(event);
+        }
+        let mut replies: HashMap<usize, _> = self.replies.into_iter().collect();
+        for (index, input) in inputs.into_iter().enumerate() {
+            if let Input::Request(Request::Transition { reply, .. }) = input {
+                let outcome = replies.remove(&index).unwrap_or_else(|| {
+                    Err(CommandError::Internal("the engine did not answer".into()))
+                });
+                // The caller may have given up waiting; the change stands regardless.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! - [`install`]: the installer's commands: `init`, `device add|list|revoke`.
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
+//! - [`health`]: device liveness and battery, pure and fed by the core actor.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - `files` (private): writing new files and replacing files atomically.
@@ -27,6 +28,7 @@ pub mod config;
 mod files;
 pub mod gate;
 mod gateway;
+pub mod health;
 pub mod inspect;
 pub mod install;
 pub mod pki;

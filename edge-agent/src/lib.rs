@@ -7,6 +7,8 @@
 //! - [`install`]: the installer's commands: `init`, `device add|list|revoke`.
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
+//! - [`health`]: device liveness and battery, pure and fed by the core actor.
+//! - [`occupancy`]: room head counts, school snapshots and when to emit them; pure, like `health`.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - `files` (private): writing new files and replacing files atomically.
@@ -14,7 +16,7 @@
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
 //! Modules that later issues bring, one owner per outside system (see ARCHITECTURE.md):
-//! `gate`, `broker` (#3); `alerts`, `health`, `occupancy`, `api` (#4); `sync` (#6).
+//! `gate`, `broker` (#3); `alerts`, `api` (#4); `sync` (#6).
 //!
 //! # Invariants
 //!
@@ -30,8 +32,10 @@ pub mod engine;
 mod files;
 pub mod gate;
 mod gateway;
+pub mod health;
 pub mod inspect;
 pub mod install;
+pub mod occupancy;
 pub mod pki;
 pub mod simulate;
 pub mod store;

@@ -53,7 +53,7 @@ impl Agent {
         let engine_shutdown = CancellationToken::new();
         let engine = Engine::start(
             store,
-            config.alerts.clone(),
+            config,
             uplinks,
             gateway.downlinks.clone(),
             engine_shutdown.clone(),
@@ -61,6 +61,7 @@ impl Agent {
         let api_shutdown = CancellationToken::new();
         let state = ApiState::new(
             engine.handle.clone(),
+            config.school_id.clone(),
             db_path,
             token,
             api_shutdown.clone(),

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::store::{AlertEventRow, AlertRow};
+use crate::store::{AlertEventRow, AlertRow, DeviceStatusRow, SnapshotRow};
 
 /// An alert as the dashboard and integrations see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +89,80 @@ impl From<&AlertEventRow> for AlertEventView {
                 name: a.name.clone(),
             }),
             note: row.note.clone(),
+        }
+    }
+}
+
+/// A device and its health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    pub kind: String,
+    pub room: String,
+    /// `active` or `revoked`.
+    pub state: String,
+    /// `online`, `offline` or `never_seen`.
+    pub status: &'static str,
+    pub last_seen_at: Option<i64>,
+    pub battery_mv: Option<u16>,
+    pub rssi_dbm: Option<i8>,
+    pub battery_low: bool,
+    pub firmware: Option<String>,
+}
+
+impl From<&DeviceStatusRow> for DeviceView {
+    fn from(row: &DeviceStatusRow) -> DeviceView {
+        DeviceView {
+            id: row.id.clone(),
+            kind: row.kind.clone(),
+            room: row.room.clone(),
+            state: row.state.clone(),
+            status: match (row.online, row.last_seen_at) {
+                (true, _) => "online",
+                (false, None) => "never_seen",
+                (false, Some(_)) => "offline",
+            },
+            last_seen_at: row.last_seen_at.map(|t| t.get()),
+            battery_mv: row.battery_mv,
+            rssi_dbm: row.rssi_dbm,
+            battery_low: row.battery_low,
+            firmware: row.firmware.clone(),
+        }
+    }
+}
+
+/// A school snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotView {
+    pub school_id: String,
+    pub at: i64,
+    /// `change`, `heartbeat` or `scheduled`.
+    pub kind: String,
+    pub students_total: u32,
+    pub students_present: u32,
+    pub students_absent: u32,
+    pub teachers_present: u32,
+    pub active_alerts: u32,
+    pub devices_online: u32,
+    pub devices_offline: u32,
+    pub stale_rooms: Vec<String>,
+}
+
+impl From<&SnapshotRow> for SnapshotView {
+    fn from(row: &SnapshotRow) -> SnapshotView {
+        let s = &row.snapshot;
+        SnapshotView {
+            school_id: s.school_id.to_string(),
+            at: s.at.get(),
+            kind: row.kind.clone(),
+            students_total: s.students_total,
+            students_present: s.students_present,
+            students_absent: s.students_absent,
+            teachers_present: s.teachers_present,
+            active_alerts: s.active_alerts,
+            devices_online: s.devices_online,
+            devices_offline: s.devices_offline,
+            stale_rooms: row.stale_rooms.clone(),
         }
     }
 }

@@ -87,6 +87,7 @@ async fn the_last_will_reaches_the_agent_on_an_abnormal_close_only() {
         .expect("the will of a vanished device")
         .unwrap();
     assert_eq!(uplink.device_id, id("btn-1"));
+    assert!(uplink.last_will, "a will is marked as one");
     assert_eq!(
         &uplink.payload[..],
         b"lost",
@@ -103,6 +104,7 @@ async fn the_last_will_reaches_the_agent_on_an_abnormal_close_only() {
         .expect("the will of a device closed for a violation")
         .unwrap();
     assert_eq!(&uplink.payload[..], b"bad");
+    assert!(uplink.last_will);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(gateway.uplinks.try_recv().is_err(), "an unexpected uplink");

@@ -134,9 +134,9 @@ fn bounded(field: &str, value: Option<String>, max: usize) -> Result<Option<Stri
         Some(v) if v.chars().count() > max => Err(ApiError::bad_request(format!(
             "{field} is longer than {max} characters"
         ))),
-        Some(v) if v.chars().any(|c| c.is_control() && c != '\n') => Err(
-            ApiError::bad_request(format!("{field} contains control characters")),
-        ),
+        Some(v) if v.chars().any(|c| c.is_control() && c != '\n') => Err(ApiError::bad_request(
+            format!("{field} contains control characters"),
+        )),
         other => Ok(other),
     }
 }

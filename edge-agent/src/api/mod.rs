@@ -4,6 +4,7 @@
 //! - `auth`: the operator token;
 //! - `alerts`: listing alerts, one alert with its history, acknowledge/resolve/cancel;
 //! - `events`: the dashboard's event stream (SSE) with `Last-Event-ID` resume;
+//! - `status`: the school snapshot and the device list;
 //! - `error`: [`ApiError`], JSON errors with the right status.
 //!
 //! Reads go to the database through read-only connections (WAL lets them read while the engine
@@ -13,6 +14,7 @@ mod alerts;
 mod auth;
 mod error;
 mod events;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use shared::ids::SchoolId;
 
 use crate::engine::EngineHandle;
 use crate::store::{Reader, StoreError};
@@ -38,6 +42,7 @@ const MAX_IDLE_READERS: usize = 4;
 #[derive(Clone)]
 pub struct ApiState {
     engine: EngineHandle,
+    school: SchoolId,
     db_path: Arc<PathBuf>,
     token: Arc<str>,
     readers: Arc<Mutex<Vec<Reader>>>,
@@ -57,12 +62,14 @@ impl ApiState {
     /// State for a gateway whose database is at `db_path` and operator token is `token`.
     pub fn new(
         engine: EngineHandle,
+        school: SchoolId,
         db_path: PathBuf,
         token: String,
         shutdown: CancellationToken,
     ) -> ApiState {
         ApiState {
             engine,
+            school,
             db_path: Arc::new(db_path),
             token: token.into(),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -83,10 +90,10 @@ impl ApiState {
                 None => Reader::open(&state.db_path)?,
             };
             let result = query(&reader);
-            if let Ok(mut idle) = state.readers.lock() {
-                if idle.len() < MAX_IDLE_READERS {
-                    idle.push(reader);
-                }
+            if let Ok(mut idle) = state.readers.lock()
+                && idle.len() < MAX_IDLE_READERS
+            {
+                idle.push(reader);
             }
             result
         })
@@ -105,6 +112,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/alerts/{id}", get(alerts::detail))
         .route("/alerts/{id}/{action}", post(alerts::act))
         .route("/events", get(events::stream))
+        .route("/snapshot", get(status::snapshot))
+        .route("/devices", get(status::devices))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

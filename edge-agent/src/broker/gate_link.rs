@@ -33,6 +33,13 @@ impl UpTopic {
         UpTopic(Bytes::from(format!("d/{device}/up")))
     }
 
+    /// Where the gate publishes `device`'s MQTT last will: `d/{id}/will`, a topic only the
+    /// agent's link reads (devices can neither publish nor subscribe to it), so the engine
+    /// tells a will from a frame the device sent.
+    pub fn will_of(device: &DeviceId) -> UpTopic {
+        UpTopic(Bytes::from(format!("d/{device}/will")))
+    }
+
     /// The topic as text.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

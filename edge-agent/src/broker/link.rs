@@ -16,6 +16,8 @@ const AGENT_CLIENT_ID: &str = "hallwatch.agent";
 
 /// The agent's subscription: every device's uplinks.
 pub(super) const UPLINK_FILTER: &str = "d/+/up";
+/// And every device's last will, published by the gate (see [`super::UpTopic::will_of`]).
+pub(super) const WILL_FILTER: &str = "d/+/will";
 
 /// Downlinks waiting for the publisher thread before `send` reports the link as full.
 const DOWNLINK_BUFFER: usize = 8_192;
@@ -54,9 +56,11 @@ pub(super) fn attach(
     let (mut link_tx, link_rx) = broker
         .link(AGENT_CLIENT_ID)
         .map_err(|e| BrokerError::Link(e.to_string()))?;
-    link_tx
-        .subscribe(UPLINK_FILTER)
-        .map_err(|e| BrokerError::Link(e.to_string()))?;
+    for filter in [UPLINK_FILTER, WILL_FILTER] {
+        link_tx
+            .subscribe(filter)
+            .map_err(|e| BrokerError::Link(e.to_string()))?;
+    }
 
     let (uplink_tx, uplinks) = mpsc::channel(uplink_buffer);
     std::thread::Builder::new()
@@ -84,7 +88,12 @@ fn receive_uplinks(mut link_rx: LinkRx, uplinks: mpsc::Sender<Uplink>) {
         };
         match notification {
             Notification::Forward(forward) => {
-                let Some(device_id) = device_of(&forward.publish.topic, Direction::Up) else {
+                let topic = &forward.publish.topic;
+                let (device_id, last_will) = match will_of(topic) {
+                    Some(device) => (Some(device), true),
+                    None => (device_of(topic, Direction::Up), false),
+                };
+                let Some(device_id) = device_id else {
                     // The gate only publishes to a device's own `up` topic, so this is a bug,
                     // not an attack; say so loudly.
                     tracing::error!(topic = ?forward.publish.topic, "uplink on an unexpected topic");
@@ -93,6 +102,7 @@ fn receive_uplinks(mut link_rx: LinkRx, uplinks: mpsc::Sender<Uplink>) {
                 let uplink = Uplink {
                     device_id,
                     payload: forward.publish.payload,
+                    last_will,
                 };
                 if uplinks.blocking_send(uplink).is_err() {
                     return; // the agent is shutting down
@@ -118,6 +128,13 @@ fn publish_downlinks(mut link_tx: LinkTx, mut downlinks: mpsc::Receiver<(DeviceI
             return;
         }
     }
+}
+
+/// The device whose `d/{id}/will` topic this is, if it is one.
+fn will_of(topic: &[u8]) -> Option<DeviceId> {
+    let topic = std::str::from_utf8(topic).ok()?;
+    let id = topic.strip_prefix("d/")?.strip_suffix("/will")?;
+    id.parse().ok()
 }
 
 /// The device whose `direction` topic this is, if it is one.

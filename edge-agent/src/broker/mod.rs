@@ -46,6 +46,9 @@ pub struct BrokerSettings {
     /// The agent's `d/+/up` filter holds every device's uplinks in one log: this is how far
     /// (in bytes, times two segments) the agent may fall behind before rumqttd skips frames.
     pub uplink_log_bytes: usize,
+    /// Last wills of every device in one log; sized for every device of a school losing power
+    /// at once.
+    pub will_log_bytes: usize,
     /// The gate's `d/+/down` filter holds every downlink in one log, likewise.
     pub downlink_log_bytes: usize,
     /// Uplinks buffered between the broker thread and the agent before back-pressure.
@@ -63,6 +66,7 @@ impl Default for BrokerSettings {
             segment_count: 2,
             // ~40,000 uplinks of 64 bytes: half a second at the gate's default total rate.
             uplink_log_bytes: 4 * 1024 * 1024,
+            will_log_bytes: 512 * 1024,
             // ~1,000 downlinks of 64 bytes: the agent sends a few per device event.
             downlink_log_bytes: 128 * 1024,
             uplink_buffer: 65_536,
@@ -75,8 +79,11 @@ impl Default for BrokerSettings {
 pub struct Uplink {
     /// The publishing device (from the topic, which the gate pins to the certificate's id).
     pub device_id: DeviceId,
-    /// The frame's bytes, not yet decoded.
+    /// The frame's bytes, not yet decoded (for a last will: whatever the device set).
     pub payload: Bytes,
+    /// Whether this is the device's MQTT last will, published by the gate when its session
+    /// ended without DISCONNECT, rather than a frame it sent.
+    pub last_will: bool,
 }
 
 /// A running broker.
@@ -174,6 +181,7 @@ fn config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
             custom_segment: Some(
                 [
                     (link::UPLINK_FILTER, settings.uplink_log_bytes),
+                    (link::WILL_FILTER, settings.will_log_bytes),
                     (gate_link::DOWNLINK_FILTER, settings.downlink_log_bytes),
                 ]
                 .into_iter()

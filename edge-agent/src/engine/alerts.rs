@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use firmware_protocol::{AckState, ButtonPress, CancelRequest, PressAck};
 use shared::UnixMillis;
 use shared::alert::{
-    Action, Actor, AlertEvent, AlertEventKind, AlertState, Feedback, IllegalTransition,
-    Transition, step, trigger,
+    Action, Actor, AlertEvent, AlertEventKind, AlertState, Feedback, IllegalTransition, Transition,
+    step, trigger,
 };
 use shared::ids::{AlertId, DeviceId};
 use shared::sync::{AlertEventRecord, RecordBody};
 
 use super::press_map::{kind_of, parse_press_map, pattern_name};
-use super::{EngineSettings, Effects};
+use super::{AlertSettings, Effects};
 use crate::store::{AlertEventRow, AlertRow, Batch, DeviceProfile, PressKey, StoreError, Topic};
 use crate::view::{AlertView, to_json};
 
@@ -46,13 +46,13 @@ pub enum CommandError {
 
 /// The open alerts, by id and by the device that raised them.
 pub(super) struct Alerts {
-    settings: EngineSettings,
+    settings: AlertSettings,
     open: HashMap<AlertId, AlertRow>,
     by_device: HashMap<DeviceId, AlertId>,
 }
 
 impl Alerts {
-    pub(super) fn new(settings: EngineSettings) -> Alerts {
+    pub(super) fn new(settings: AlertSettings) -> Alerts {
         Alerts {
             settings,
             open: HashMap::new(),
@@ -84,7 +84,9 @@ impl Alerts {
     }
 
     fn escalation_time(&self, alert: &AlertRow) -> UnixMillis {
-        alert.created_at.saturating_add(self.settings.escalate_after)
+        alert
+            .created_at
+            .saturating_add(self.settings.escalate_after)
     }
 
     /// A press from `device`. Answered with a `PressAck` naming the press once committed: a

@@ -15,10 +15,12 @@
 //! others. Whatever still fails is refused to its sender (a device retransmits its press).
 //!
 //! - `alerts`: presses, cancels, staff transitions and escalation, via `shared::alert::step`;
+//! - `telemetry`: device health, room counts and school snapshots;
 //! - `press_map`: which alert a press pattern raises.
 
 mod alerts;
 mod press_map;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,11 +37,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Downlinks, Uplink};
+use crate::config::Config;
 use crate::store::{DeviceProfile, DeviceState, Store, StoreError, StoredEvent};
 use crate::view::AlertView;
 
 pub use alerts::{CommandError, StaffVerb};
-pub use press_map::{DEFAULT as DEFAULT_PRESS_MAP, PressMapError, format_press_map, parse_press_map};
+pub use press_map::{
+    DEFAULT as DEFAULT_PRESS_MAP, PressMapError, format_press_map, parse_press_map,
+};
 
 /// Most inputs applied in one transaction.
 pub const MAX_BATCH: usize = 1_024;
@@ -50,7 +55,7 @@ const EVENT_BUFFER: usize = 4_096;
 
 /// How the engine behaves; from `agent.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSettings {
+pub struct AlertSettings {
     /// An alert nobody acknowledged escalates after this long.
     pub escalate_after: Duration,
     /// The presser may cancel their own alert within this long after it was raised.
@@ -59,9 +64,9 @@ pub struct EngineSettings {
     pub press_map: firmware_protocol::PressMap,
 }
 
-impl Default for EngineSettings {
+impl Default for AlertSettings {
     fn default() -> Self {
-        EngineSettings {
+        AlertSettings {
             escalate_after: Duration::from_secs(60),
             cancel_window: Duration::from_secs(10),
             press_map: DEFAULT_PRESS_MAP,
@@ -137,15 +142,19 @@ impl Engine {
     /// Starts the engine on its own thread. It stops when `shutdown` is cancelled (after
     /// committing what it has taken in) or when the uplink channel closes.
     pub fn start(
-        store: Store,
-        settings: EngineSettings,
+        mut store: Store,
+        config: &Config,
         uplinks: mpsc::Receiver<Uplink>,
         downlinks: Downlinks,
         shutdown: CancellationToken,
     ) -> Result<Engine, EngineError> {
         let (requests_tx, requests) = mpsc::channel(REQUEST_BUFFER);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let state = State::load(&store, settings, downlinks, events.clone())?;
+        // The configured rooms, so profiles carry their building and floor.
+        let tx = store.batch()?;
+        tx.replace_rooms(&config.rooms)?;
+        tx.commit()?;
+        let state = State::load(&store, config, downlinks, events.clone())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -270,12 +279,11 @@ impl Worker {
             match input {
                 Input::Uplink(uplink) => self.state.uplink(&tx, uplink, now, &mut effects)?,
                 Input::Request(request) => {
-                    self.state
-                        .request(&tx, index, request, now, &mut effects)?;
+                    self.state.request(&tx, index, request, now, &mut effects)?;
                 }
             }
         }
-        if with_timers {
+        if with_timers && self.state.next_deadline().is_some_and(|due| due <= now) {
             self.state.timers(&tx, now, &mut effects)?;
         }
         tx.commit()?;
@@ -298,43 +306,52 @@ fn refuse(inputs: Vec<Input>, error: &StoreError) {
     }
 }
 
+/// How often the device profiles are re-read, to notice devices revoked while the agent runs
+/// (new devices are noticed at their first frame).
+const REFRESH_DEVICES_EVERY: Duration = Duration::from_secs(30);
+
 /// The engine's cached state.
 struct State {
     alerts: alerts::Alerts,
+    telemetry: telemetry::Telemetry,
     devices: HashMap<DeviceId, DeviceProfile>,
     downlinks: Downlinks,
     events: broadcast::Sender<StoredEvent>,
+    next_refresh: UnixMillis,
 }
 
 impl State {
     fn load(
         store: &Store,
-        settings: EngineSettings,
+        config: &Config,
         downlinks: Downlinks,
         events: broadcast::Sender<StoredEvent>,
     ) -> Result<State, StoreError> {
+        let now = UnixMillis::now();
+        let devices = profiles(store)?;
         let mut state = State {
-            alerts: alerts::Alerts::new(settings),
-            devices: HashMap::new(),
+            alerts: alerts::Alerts::new(config.alerts.clone()),
+            telemetry: telemetry::Telemetry::load(store, config, &devices, now)?,
+            devices,
             downlinks,
             events,
+            next_refresh: now.saturating_add(REFRESH_DEVICES_EVERY),
         };
-        state.reload(store)?;
+        state.alerts.load(store.open_alerts()?);
         Ok(state)
     }
 
+    /// Re-reads what a failed transaction may have left the cache disagreeing with. Health and
+    /// counts are re-derived from the next uplinks; alerts must match the database exactly.
     fn reload(&mut self, store: &Store) -> Result<(), StoreError> {
         self.alerts.load(store.open_alerts()?);
-        self.devices = store
-            .device_profiles()?
-            .into_iter()
-            .map(|d| (d.id.clone(), d))
-            .collect();
+        self.devices = profiles(store)?;
         Ok(())
     }
 
     fn next_deadline(&self) -> Option<UnixMillis> {
-        self.alerts.next_deadline()
+        let next = self.telemetry.next_deadline().min(self.next_refresh);
+        Some(self.alerts.next_deadline().map_or(next, |a| a.min(next)))
     }
 
     /// The device's profile, re-read from the database once when it is not cached (devices
@@ -344,10 +361,11 @@ impl State {
         tx: &crate::store::Batch<'_>,
         id: &DeviceId,
     ) -> Result<Option<&DeviceProfile>, StoreError> {
-        if !self.devices.contains_key(id) {
-            if let Some(profile) = tx.device_profile(id)? {
-                self.devices.insert(id.clone(), profile);
-            }
+        if !self.devices.contains_key(id)
+            && let Some(profile) = tx.device_profile(id)?
+        {
+            self.telemetry.registered(&profile);
+            self.devices.insert(id.clone(), profile);
         }
         Ok(self.devices.get(id))
     }
@@ -359,13 +377,6 @@ impl State {
         now: UnixMillis,
         effects: &mut Effects,
     ) -> Result<(), StoreError> {
-        let frame = match decode_uplink(&uplink.payload) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(device = %uplink.device_id, error = %e, "refused an undecodable uplink");
-                return Ok(());
-            }
-        };
         let Some(device) = self.device(tx, &uplink.device_id)?.cloned() else {
             tracing::warn!(device = %uplink.device_id, "refused an uplink from an unregistered device");
             return Ok(());
@@ -374,16 +385,35 @@ impl State {
             tracing::warn!(device = %device.id, "refused an uplink from a revoked device");
             return Ok(());
         }
+        if uplink.last_will {
+            return self.telemetry.last_will(tx, &device, now, effects);
+        }
+        let frame = match decode_uplink(&uplink.payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // Not even proof of life: a device that sends garbage is not healthy.
+                tracing::warn!(device = %device.id, error = %e, "refused an undecodable uplink");
+                return Ok(());
+            }
+        };
+        self.telemetry
+            .uplink(tx, &device, &frame.body, now, effects)?;
+        let open_before = self.alerts.open_count();
         match frame.body {
             UplinkBody::ButtonPress(press) => {
                 self.alerts
-                    .press(tx, &device, frame.boot, press, now, effects)
+                    .press(tx, &device, frame.boot, press, now, effects)?;
             }
             UplinkBody::CancelRequest(cancel) => {
-                self.alerts.device_cancel(tx, &device, cancel, now, effects)
+                self.alerts
+                    .device_cancel(tx, &device, cancel, now, effects)?;
             }
-            UplinkBody::Heartbeat(_) | UplinkBody::Occupancy(_) => Ok(()),
+            UplinkBody::Heartbeat(_) | UplinkBody::Occupancy(_) => {}
         }
+        if self.alerts.open_count() != open_before {
+            self.telemetry.changed(now);
+        }
+        Ok(())
     }
 
     fn request(
@@ -402,9 +432,13 @@ impl State {
                 note,
                 ..
             } => {
-                let outcome = self
-                    .alerts
-                    .staff(tx, alert, *verb, actor, note.as_deref(), now, effects)?;
+                let open_before = self.alerts.open_count();
+                let outcome =
+                    self.alerts
+                        .staff(tx, alert, *verb, actor, note.as_deref(), now, effects)?;
+                if self.alerts.open_count() != open_before {
+                    self.telemetry.changed(now);
+                }
                 effects.replies.push((index, outcome));
                 Ok(())
             }
@@ -417,8 +451,28 @@ impl State {
         now: UnixMillis,
         effects: &mut Effects,
     ) -> Result<(), StoreError> {
-        self.alerts.escalate_due(tx, now, effects)
+        if now >= self.next_refresh {
+            for (id, profile) in tx.device_profiles()?.into_iter().map(|d| (d.id.clone(), d)) {
+                if self.devices.get(&id).map(|d| d.state) != Some(profile.state) {
+                    self.telemetry.registered(&profile);
+                }
+                self.devices.insert(id, profile);
+            }
+            self.next_refresh = now.saturating_add(REFRESH_DEVICES_EVERY);
+        }
+        self.alerts.escalate_due(tx, now, effects)?;
+        let active = u32::try_from(self.alerts.open_count()).unwrap_or(u32::MAX);
+        self.telemetry
+            .timers(tx, &self.devices, active, now, effects)
     }
+}
+
+fn profiles(store: &Store) -> Result<HashMap<DeviceId, DeviceProfile>, StoreError> {
+    Ok(store
+        .device_profiles()?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect())
 }
 
 /// What a committed batch must do, in order: frames to devices, events to streams, replies.
@@ -446,8 +500,7 @@ impl Effects {
     }
 
     fn press_ack(&mut self, device: &DeviceId, ack: PressAck) {
-        self.frames
-            .push((device.clone(), Downlink::PressAck(ack)));
+        self.frames.push((device.clone(), Downlink::PressAck(ack)));
     }
 
     fn execute(self, inputs: Vec<Input>) {

@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(map.single, PressAction::Panic);
         assert_eq!(map.double, PressAction::Fire);
         assert_eq!(map.long_hold, PressAction::Ignore);
-        assert_eq!(parse_press_map(&format_press_map(&map), DEFAULT).unwrap(), map);
+        assert_eq!(
+            parse_press_map(&format_press_map(&map), DEFAULT).unwrap(),
+            map
+        );
         assert_eq!(kind_of(&map, PressPattern::LongHold), None);
         assert_eq!(kind_of(&map, PressPattern::Double), Some(AlertKind::Fire));
     }
@@ -129,7 +132,10 @@ mod tests {
             ("single", PressMapError::Syntax("single".into())),
             ("triple=panic", PressMapError::Pattern("triple".into())),
             ("single=help", PressMapError::Action("help".into())),
-            ("single=panic,single=fire", PressMapError::Repeated("single".into())),
+            (
+                "single=panic,single=fire",
+                PressMapError::Repeated("single".into()),
+            ),
         ] {
             assert_eq!(parse_press_map(text, DEFAULT), Err(want), "{text}");
         }

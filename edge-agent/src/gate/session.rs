@@ -163,7 +163,7 @@ pub(super) async fn run(
         () = shutdown.cancelled() => Ended::Shutdown,
     };
     if let Some(will) = will.filter(|_| ended.publishes_will()) {
-        publish_will(&state, &session.up, will, &device).await;
+        publish_will(&state, &UpTopic::will_of(&device), will, &device).await;
     }
     let _ = timeout(CLOSE_WAIT, session.stream.shutdown()).await;
     match ended {

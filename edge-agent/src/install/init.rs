@@ -9,9 +9,10 @@ use shared::UnixMillis;
 use shared::ids::SchoolId;
 
 use super::{InstallError, OPERATOR_TOKEN_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
-use crate::config::{CONFIG_FILE, Config};
-use crate::engine::EngineSettings;
+use crate::config::{CONFIG_FILE, Config, HealthSettings};
+use crate::engine::AlertSettings;
 use crate::gate::GateLimits;
+use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
 use crate::pki::{self, Ca, Validity};
 use crate::store::{CertRole, DB_FILE, Store};
 
@@ -76,7 +77,11 @@ pub fn init(options: InitOptions) -> Result<Initialised, InstallError> {
         mqtt_listen: options.mqtt_listen,
         http_listen: options.http_listen,
         gate: GateLimits::default(),
-        alerts: EngineSettings::default(),
+        alerts: AlertSettings::default(),
+        health: HealthSettings::default(),
+        snapshots: SnapshotPolicy::default(),
+        occupancy: OccupancyPolicy::default(),
+        rooms: Vec::new(),
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

@@ -223,7 +223,8 @@ impl Reader {
 
     /// An alert's log, oldest first.
     pub fn alert_events(&self, id: &AlertId) -> Result<Vec<AlertEventRow>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM alert_events WHERE alert_id = ?1 ORDER BY id");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM alert_events WHERE alert_id = ?1 ORDER BY id");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([id.to_string()], RawEvent::read)?;
         rows.map(|r| r.map_err(StoreError::from).and_then(RawEvent::parse))
@@ -329,7 +330,9 @@ impl RawAlert {
             severity: severity
                 .parse()
                 .map_err(|_| bad_value("severity", &severity))?,
-            state: state.parse().map_err(|_| bad_value("alert state", &state))?,
+            state: state
+                .parse()
+                .map_err(|_| bad_value("alert state", &state))?,
             device_id: device.map(|d| parse(d, "device id")).transpose()?,
             room,
             building,

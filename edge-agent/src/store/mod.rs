@@ -12,6 +12,7 @@ mod migrate;
 mod model;
 mod outbox;
 mod profiles;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use events::{StoredEvent, Topic};
 pub use model::{CertRole, DeviceKind, DeviceRow, DeviceState, NewDevice};
 pub use outbox::Lane;
 pub use profiles::{DeviceProfile, HealthUpdate, RoomRow};
+pub use telemetry::{DeviceStatusRow, OccupancyRow, SnapshotRow};
 
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "edge.db";

@@ -60,7 +60,11 @@ impl Store {
             .conn
             .prepare("SELECT seq, at, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let rows = stmt.query_map((after_seq, limit), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
         })?;
         let mut records = Vec::new();
         for row in rows {

@@ -75,45 +75,45 @@ fn profiles(
     conn: &rusqlite::Connection,
     only: Option<&DeviceId>,
 ) -> Result<Vec<DeviceProfile>, StoreError> {
-        let mut stmt = conn.prepare(
-            "SELECT d.id, d.kind, d.state, d.room, r.building, r.floor, d.press_map, \
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.kind, d.state, d.room, r.building, r.floor, d.press_map, \
                     d.last_seen_at, d.online \
              FROM devices d LEFT JOIN rooms r ON r.id = d.room \
              WHERE ?1 IS NULL OR d.id = ?1 ORDER BY d.id",
-        )?;
-        let rows = stmt.query_map([only.map(DeviceId::as_str)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, i64>(8)?,
-            ))
-        })?;
-        let mut profiles = Vec::new();
-        for row in rows {
-            let (id, kind, state, room, building, floor, press_map, last_seen, online) = row?;
-            profiles.push(DeviceProfile {
-                id: DeviceId::try_from(id.as_str()).map_err(|_| bad_value("device id", &id))?,
-                kind: kind.parse().map_err(|_| bad_value("device kind", &kind))?,
-                state: match state.as_str() {
-                    "active" => DeviceState::Active,
-                    "revoked" => DeviceState::Revoked,
-                    _ => return Err(bad_value("device state", &state)),
-                },
-                room: Label::new(&room).map_err(|_| bad_value("room", &room))?,
-                building,
-                floor,
-                press_map,
-                last_seen_at: last_seen.map(UnixMillis::new),
-                online: online != 0,
-            });
-        }
-        Ok(profiles)
+    )?;
+    let rows = stmt.query_map([only.map(DeviceId::as_str)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<i64>>(7)?,
+            r.get::<_, i64>(8)?,
+        ))
+    })?;
+    let mut profiles = Vec::new();
+    for row in rows {
+        let (id, kind, state, room, building, floor, press_map, last_seen, online) = row?;
+        profiles.push(DeviceProfile {
+            id: DeviceId::try_from(id.as_str()).map_err(|_| bad_value("device id", &id))?,
+            kind: kind.parse().map_err(|_| bad_value("device kind", &kind))?,
+            state: match state.as_str() {
+                "active" => DeviceState::Active,
+                "revoked" => DeviceState::Revoked,
+                _ => return Err(bad_value("device state", &state)),
+            },
+            room: Label::new(&room).map_err(|_| bad_value("room", &room))?,
+            building,
+            floor,
+            press_map,
+            last_seen_at: last_seen.map(UnixMillis::new),
+            online: online != 0,
+        });
+    }
+    Ok(profiles)
 }
 
 impl Batch<'_> {
@@ -154,6 +154,11 @@ impl Batch<'_> {
 }
 
 impl Batch<'_> {
+    /// Every device's profile, read inside the engine's transaction.
+    pub fn device_profiles(&self) -> Result<Vec<DeviceProfile>, StoreError> {
+        profiles(&self.tx, None)
+    }
+
     /// One device's profile (for a device registered after the engine loaded its cache).
     pub fn device_profile(&self, id: &DeviceId) -> Result<Option<DeviceProfile>, StoreError> {
         Ok(profiles(&self.tx, Some(id))?.into_iter().next())

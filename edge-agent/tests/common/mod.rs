@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
+pub(crate) mod agent;
+pub(crate) mod button;
 pub(crate) mod device;
 pub(crate) mod net;
 

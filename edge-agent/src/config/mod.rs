@@ -9,8 +9,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use shared::ids::SchoolId;
 
-use crate::engine::{DEFAULT_PRESS_MAP, EngineSettings, format_press_map, parse_press_map};
+mod core;
+
+pub use self::core::{HealthSettings, MAX_ROOMS, RawHealth, RawRoom, RawSnapshots};
+
+use crate::engine::{AlertSettings, DEFAULT_PRESS_MAP, format_press_map, parse_press_map};
 use crate::gate::GateLimits;
+use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
+use crate::store::RoomRow;
 
 /// The config file's name inside the data directory.
 pub const CONFIG_FILE: &str = "agent.toml";
@@ -39,7 +45,15 @@ pub struct Config {
     /// The device gate's connection limits and timeouts (`[gate]`).
     pub gate: GateLimits,
     /// Escalation, cancelling and press mapping (`[alerts]`).
-    pub alerts: EngineSettings,
+    pub alerts: AlertSettings,
+    /// Heartbeats, offline and battery thresholds (`[health]`).
+    pub health: HealthSettings,
+    /// When snapshots are emitted (`[snapshots]`).
+    pub snapshots: SnapshotPolicy,
+    /// When room counts go stale, and the roster size (`[school] students_total`).
+    pub occupancy: OccupancyPolicy,
+    /// The school's rooms (`[[rooms]]`).
+    pub rooms: Vec<RoomRow>,
 }
 
 /// Why `agent.toml` was refused.
@@ -76,9 +90,15 @@ pub struct RawConfig {
     pub gate: RawGate,
     #[serde(default)]
     pub alerts: RawAlerts,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub snapshots: RawSnapshots,
+    #[serde(default)]
+    pub rooms: Vec<RawRoom>,
 }
 
-/// `[alerts]`: every field optional, defaults from [`EngineSettings::default`].
+/// `[alerts]`: every field optional, defaults from [`AlertSettings::default`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlerts {
@@ -107,6 +127,8 @@ pub struct RawGate {
 pub struct RawSchool {
     pub id: String,
     pub name: String,
+    /// Students enrolled, for the snapshot's absence figure.
+    pub students_total: Option<u32>,
 }
 
 /// `[gateway]`.
@@ -171,7 +193,9 @@ impl Config {
              [school]\n\
              # The school's id (letters, digits, '-' and '_'); it is in every device certificate.\n\
              id = {}\n\
-             name = {}\n\n\
+             name = {}\n\
+             # Students enrolled: the snapshot's absence is this minus those counted present.\n\
+             students_total = {}\n\n\
              [gateway]\n\
              # How devices reach this gateway; the first entry goes into provisioning bundles.\n\
              hostnames = {}\n\
@@ -203,9 +227,32 @@ impl Config {
              # medical, fire, lockdown, intruder or ignore); a device may have its own.\n\
              escalate_after_s = {}\n\
              cancel_window_s = {}\n\
-             press_map = {}\n",
+             press_map = {}\n\n\
+             [health]\n\
+             # Devices send a heartbeat every heartbeat_interval_s; one silent for\n\
+             # offline_after_s counts as offline (at once if its connection drops with a last\n\
+             # will). Below battery_low_mv its battery is reported low.\n\
+             heartbeat_interval_s = {}\n\
+             offline_after_s = {}\n\
+             battery_low_mv = {}\n\n\
+             [snapshots]\n\
+             # A school snapshot is taken debounce_ms after a change, every heartbeat_s\n\
+             # regardless, and in full every full_s. A room whose camera has not reported for\n\
+             # stale_after_s is marked stale and left out of the totals.\n\
+             debounce_ms = {}\n\
+             heartbeat_s = {}\n\
+             full_s = {}\n\
+             stale_after_s = {}\n\n\
+             # The school's rooms: where each is and how many it holds (a camera counting more\n\
+             # than twice the capacity is refused). Devices are registered in these rooms.\n\
+             # [[rooms]]\n\
+             # id = \"A-101\"\n\
+             # building = \"A\"\n\
+             # floor = \"1\"\n\
+             # capacity = 30\n{}",
             quote(self.school_id.as_str()),
             quote(&self.school_name),
+            self.occupancy.students_total,
             list(self.hostnames.clone()),
             list(self.ips.iter().map(IpAddr::to_string).collect()),
             quote(&self.mqtt_listen.to_string()),
@@ -221,7 +268,35 @@ impl Config {
             self.alerts.escalate_after.as_secs(),
             self.alerts.cancel_window.as_secs(),
             quote(&format_press_map(&self.alerts.press_map)),
+            self.health.heartbeat_interval.as_secs(),
+            self.health.policy.offline_after.as_secs(),
+            self.health.policy.battery_low_mv,
+            self.snapshots.debounce.as_millis(),
+            self.snapshots.heartbeat.as_secs(),
+            self.snapshots.full.as_secs(),
+            self.occupancy.stale_after.as_secs(),
+            self.rooms_toml(),
         )
+    }
+}
+
+impl Config {
+    fn rooms_toml(&self) -> String {
+        let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut out = String::new();
+        for room in &self.rooms {
+            out.push_str(&format!("\n[[rooms]]\nid = {}\n", quote(room.id.as_str())));
+            if let Some(b) = &room.building {
+                out.push_str(&format!("building = {}\n", quote(b)));
+            }
+            if let Some(f) = &room.floor {
+                out.push_str(&format!("floor = {}\n", quote(f)));
+            }
+            if let Some(c) = room.capacity {
+                out.push_str(&format!("capacity = {c}\n"));
+            }
+        }
+        out
     }
 }
 
@@ -247,6 +322,17 @@ impl RawConfig {
             text.parse::<SocketAddr>()
                 .map_err(|_| invalid(field, format!("{text:?} is not an address:port")))
         };
+        let students_total = match self.school.students_total {
+            None => 0,
+            Some(n) if n <= 100_000 => n,
+            Some(n) => {
+                return Err(invalid(
+                    "school.students_total",
+                    format!("{n} is above 100000"),
+                ));
+            }
+        };
+        let (snapshots, occupancy) = self.snapshots.validate(students_total)?;
         Ok(Config {
             school_id,
             school_name,
@@ -256,6 +342,10 @@ impl RawConfig {
             http_listen: listen("http.listen", self.http.listen, DEFAULT_HTTP_LISTEN)?,
             gate: self.gate.validate()?,
             alerts: self.alerts.validate()?,
+            health: self.health.validate()?,
+            snapshots,
+            occupancy,
+            rooms: self::core::validate_rooms(self.rooms)?,
         })
     }
 }
@@ -337,8 +427,8 @@ impl RawGate {
 }
 
 impl RawAlerts {
-    fn validate(self) -> Result<EngineSettings, ConfigError> {
-        let defaults = EngineSettings::default();
+    fn validate(self) -> Result<AlertSettings, ConfigError> {
+        let defaults = AlertSettings::default();
         let seconds = |field, value: Option<u64>, default: Duration, max: u64| match value {
             None => Ok(default),
             Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
@@ -347,7 +437,7 @@ impl RawAlerts {
                 reason: format!("{s} is outside 1..={max} seconds"),
             }),
         };
-        Ok(EngineSettings {
+        Ok(AlertSettings {
             escalate_after: seconds(
                 "alerts.escalate_after_s",
                 self.escalate_after_s,
@@ -362,12 +452,12 @@ impl RawAlerts {
             )?,
             press_map: match self.press_map {
                 None => defaults.press_map,
-                Some(text) => parse_press_map(&text, DEFAULT_PRESS_MAP).map_err(|e| {
-                    ConfigError::Invalid {
+                Some(text) => {
+                    parse_press_map(&text, DEFAULT_PRESS_MAP).map_err(|e| ConfigError::Invalid {
                         field: "alerts.press_map",
                         reason: e.to_string(),
-                    }
-                })?,
+                    })?
+                }
             },
         })
     }

@@ -1,0 +1,32 @@
+//! `/api/v1/snapshot` and `/api/v1/devices`: the school's numbers and its devices' health.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::{ApiError, ApiState};
+use crate::view::{DeviceView, SnapshotView};
+
+/// `GET /api/v1/snapshot`: the newest school snapshot (404 before the first is taken, a
+/// moment after start).
+pub(super) async fn snapshot(
+    State(state): State<ApiState>,
+) -> Result<Json<SnapshotView>, ApiError> {
+    let school = state.school.clone();
+    let row = state.read(move |db| db.latest_snapshot(&school)).await?;
+    row.map(|row| Json(SnapshotView::from(&row)))
+        .ok_or_else(|| ApiError::not_found("no snapshot has been taken yet"))
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct DeviceList {
+    devices: Vec<DeviceView>,
+}
+
+/// `GET /api/v1/devices`: every device, offline and low-battery ones first.
+pub(super) async fn devices(State(state): State<ApiState>) -> Result<Json<DeviceList>, ApiError> {
+    let rows = state.read(|db| db.devices()).await?;
+    let mut devices: Vec<DeviceView> = rows.iter().map(DeviceView::from).collect();
+    devices.sort_by_key(|d| (d.state != "active", d.status == "online" && !d.battery_low));
+    Ok(Json(DeviceList { devices }))
+}

@@ -1,0 +1,243 @@
+//! The real `edge-agent run` process for end-to-end tests: its ports, its operator token, an
+//! HTTP client for the local API, and a reader of its event stream.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Gateway;
+use super::net::{Killed, free_port, wait_listening};
+
+/// A running agent, killed when dropped.
+pub(crate) struct RunningAgent {
+    pub(crate) process: Killed,
+    pub(crate) mqtt: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) token: String,
+    pub(crate) log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Gateway {
+    /// Rewrites `agent.toml` for loopback ports and appends `extra` (TOML sections), then
+    /// starts `edge-agent run`.
+    pub(crate) async fn run_agent(&self, extra: &str) -> RunningAgent {
+        let (mqtt_port, http_port) = (free_port(), free_port());
+        let path = self.data.join("agent.toml");
+        let config = super::read(&path);
+        // Only the listeners change; the rest of the file is as `init` wrote it (plus `extra`,
+        // once).
+        let mut config: String = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("listen = \"") && line.contains(":8883") {
+                    format!("listen = \"127.0.0.1:{mqtt_port}\"")
+                } else if line.starts_with("listen = \"") && line.contains(":8080") {
+                    format!("listen = \"127.0.0.1:{http_port}\"")
+                } else if line.starts_with("listen = \"127.0.0.1:") {
+                    // A restart: keep the ports chosen the first time.
+                    line.to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        config.push('\n');
+        if !extra.is_empty() && !config.contains(extra) {
+            config.push_str(extra);
+        }
+        std::fs::write(&path, &config).unwrap();
+        let ports: Vec<u16> = config
+            .lines()
+            .filter_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+            .map(|l| l.trim_end_matches('"').parse().unwrap())
+            .collect();
+        let (mqtt, http) = (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, ports[1])),
+        );
+        self.start_process(mqtt, http).await
+    }
+
+    async fn start_process(&self, mqtt: SocketAddr, http: SocketAddr) -> RunningAgent {
+        let log = self.tmp.path().join("agent.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .args(["run", "--data-dir", super::s(&self.data)])
+            .env("RUST_LOG", "edge_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let process = Killed(child);
+        wait_listening(mqtt).await;
+        wait_listening(http).await;
+        let token = super::read(&self.data.join("operator-token"))
+            .trim()
+            .to_owned();
+        RunningAgent {
+            process,
+            mqtt,
+            http,
+            token,
+            log,
+            client: http_client(),
+        }
+    }
+}
+
+/// An HTTP client (reqwest is built without a default TLS provider: the process installs
+/// ring, as the agent does).
+pub(crate) fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+impl RunningAgent {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// GET with the operator token: (status, JSON body).
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST with the operator token and `body` (JSON text, may be empty): (status, JSON).
+    pub(crate) async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens the event stream, resuming after `last_id` when given.
+    pub(crate) async fn events(&self, last_id: Option<i64>) -> EventStream {
+        let mut request = self
+            .client
+            .get(self.url("/api/v1/events"))
+            .bearer_auth(&self.token);
+        if let Some(id) = last_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "the event stream opens");
+        EventStream {
+            response,
+            buf: String::new(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns how long it took.
+    pub(crate) fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let start = std::time::Instant::now();
+        let pid = self.process.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.process.0.wait().unwrap();
+        (start.elapsed(), status)
+    }
+
+    /// The agent's log so far, for failure messages.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// One event from the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Sse {
+    pub(crate) id: Option<i64>,
+    pub(crate) event: String,
+    pub(crate) data: Value,
+}
+
+/// The agent's SSE stream, parsed.
+pub(crate) struct EventStream {
+    response: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next event within `wait` (comments are skipped); `None` on timeout or end.
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Sse> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut sse = Sse {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        sse.id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        sse.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() && sse.id.is_none() {
+                    continue; // a heartbeat comment
+                }
+                sse.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                return Some(sse);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next event of kind `event` whose data satisfies `matches`, within `wait`.
+    pub(crate) async fn wait_for(
+        &mut self,
+        event: &str,
+        wait: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Sse {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(sse) if sse.event == event && matches(&sse.data) => return sse,
+                Some(_) => {}
+                None => panic!("no matching {event:?} event within {wait:?}"),
+            }
+        }
+    }
+}

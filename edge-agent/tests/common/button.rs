@@ -1,0 +1,141 @@
+//! A device speaking the firmware protocol over the gate, for end-to-end tests: it sends
+//! frames (presses, cancels, heartbeats, occupancy) and reads the gateway's downlinks.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use firmware_protocol::{
+    ButtonPress, CancelRequest, Downlink, FirmwareVersion, Frame, Heartbeat, Label, MAX_FRAME_LEN,
+    Occupancy, PressAck, PressPattern, Uplink, decode_downlink, encode_uplink,
+};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{Connect, LastWill, Packet, PubAck, Publish};
+
+use super::device::{RawDevice, connected_with};
+
+/// A connected device with its own frame counters.
+pub(crate) struct FwDevice {
+    pub(crate) raw: RawDevice,
+    pub(crate) id: String,
+    pub(crate) boot: u32,
+    seq: u32,
+    pkid: u16,
+}
+
+impl FwDevice {
+    /// Connects `id` with its bundle, a last will, and subscribes to its downlinks.
+    pub(crate) async fn connect(addr: SocketAddr, bundle: &Path, id: &str, boot: u32) -> FwDevice {
+        let mut connect = Connect::new(id);
+        connect.keep_alive = 30;
+        connect.last_will = Some(LastWill::new(
+            format!("d/{id}/up"),
+            b"gone".to_vec(),
+            QoS::AtLeastOnce,
+            false,
+        ));
+        let mut raw = connected_with(addr, bundle, connect).await;
+        raw.subscribe(&format!("d/{id}/down")).await.unwrap();
+        FwDevice {
+            raw,
+            id: id.to_owned(),
+            boot,
+            seq: 0,
+            pkid: 1,
+        }
+    }
+
+    /// Publishes raw bytes on the device's up topic (QoS 1, PUBACK not awaited).
+    pub(crate) async fn send_bytes(&mut self, payload: &[u8]) {
+        let mut publish = Publish::new(
+            format!("d/{}/up", self.id),
+            QoS::AtLeastOnce,
+            payload.to_vec(),
+        );
+        publish.pkid = self.pkid;
+        self.pkid = self.pkid.wrapping_add(1).max(1);
+        self.raw.send(Packet::Publish(publish)).await.unwrap();
+    }
+
+    /// Sends a frame with the next sequence number.
+    pub(crate) async fn send(&mut self, body: Uplink) {
+        self.seq += 1;
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let bytes = encode_uplink(&Frame::new(self.boot, self.seq, body), &mut buf)
+            .unwrap()
+            .to_vec();
+        self.send_bytes(&bytes).await;
+    }
+
+    pub(crate) async fn press(&mut self, pattern: PressPattern, press_seq: u32) {
+        self.send(Uplink::ButtonPress(ButtonPress { pattern, press_seq }))
+            .await;
+    }
+
+    pub(crate) async fn cancel(&mut self, press_seq: u32) {
+        self.send(Uplink::CancelRequest(CancelRequest {
+            press_boot: self.boot,
+            press_seq,
+        }))
+        .await;
+    }
+
+    pub(crate) async fn heartbeat(&mut self, battery_mv: u16) {
+        self.send(Uplink::Heartbeat(Heartbeat {
+            uptime_s: 10,
+            firmware: FirmwareVersion {
+                major: 1,
+                minor: 2,
+                patch: 3,
+            },
+            battery_mv,
+            rssi_dbm: -60,
+            free_heap: 100_000,
+        }))
+        .await;
+    }
+
+    pub(crate) async fn count(&mut self, room: &str, students: u16, adults: u16) {
+        self.send(Uplink::Occupancy(Occupancy {
+            room: Label::new(room).unwrap(),
+            students,
+            adults,
+            confidence_pct: 90,
+        }))
+        .await;
+    }
+
+    /// The next downlink frame within `wait` (PUBACKs are skipped; QoS 1 downlinks are
+    /// acknowledged).
+    pub(crate) async fn downlink(&mut self, wait: Duration) -> Option<Downlink> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.raw.recv(left).await {
+                Ok(Some(Packet::Publish(publish))) => {
+                    if publish.qos == QoS::AtLeastOnce {
+                        let _ = self
+                            .raw
+                            .send(Packet::PubAck(PubAck::new(publish.pkid)))
+                            .await;
+                    }
+                    let frame = decode_downlink(&publish.payload).expect("a valid downlink");
+                    return Some(frame.body);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next `PressAck` within `wait`.
+    pub(crate) async fn press_ack(&mut self, wait: Duration) -> Option<PressAck> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Downlink::PressAck(ack) = self.downlink(left).await? {
+                return Some(ack);
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
+pub(crate) mod browser;
 pub(crate) mod device;
 pub(crate) mod net;
 

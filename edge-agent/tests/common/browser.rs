@@ -384,7 +384,7 @@ impl Browser {
             "Page.loadEventFired" => self.loaded = true,
             "Runtime.exceptionThrown" => {
                 let error = describe_exception(&params["exceptionDetails"]);
-                self.errors.push(format!("uncaught {error}"));
+                self.errors.push(format!("exception: {error}"));
             }
             "Runtime.consoleAPICalled"
                 if matches!(params["type"].as_str(), Some("error" | "assert")) =>

@@ -18,6 +18,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
 pub(crate) mod agent;
+pub(crate) mod browser;
 pub(crate) mod button;
 pub(crate) mod device;
 pub(crate) mod net;

@@ -213,3 +213,74 @@ async fn dashboard_with_a_stored_token_says_it_cannot_reach_the_gateway() {
         "{errors:?}"
     );
 }
+
+/// The browser test: the front office's page, served by the real agent, shows a
+/// simulated press; the operator clicks Acknowledge; the button's LED gets the news.
+#[tokio::test]
+async fn the_dashboard_shows_a_press_and_its_acknowledge_reaches_the_button() {
+    use common::Gateway;
+    use common::button::FwDevice;
+    use firmware_protocol::{AckState, PressPattern};
+
+    let gw = Gateway::init_local();
+    let bundle = gw.add("btn-7", "button", "B-204");
+    let agent = gw
+        .run_agent("\n[[rooms]]\nid = \"B-204\"\nbuilding = \"B\"\nfloor = \"2\"\n")
+        .await;
+    let mut button = FwDevice::connect(agent.mqtt, &bundle, "btn-7", 3).await;
+
+    let mut browser = Browser::start().await;
+    browser
+        .goto_with_local_storage(
+            &agent.url("/"),
+            &[("hallwatch.operatorToken", agent.token.as_str())],
+        )
+        .await;
+    browser
+        .wait_for("window.hallwatch.connection() === 'live'")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('li[data-alert-id]').length")
+            .await,
+        0
+    );
+
+    button.press(PressPattern::LongHold, 1).await;
+    let ack = button.press_ack(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ack.state, AckState::Received);
+
+    browser
+        .wait_for("document.querySelector('li[data-alert-id][data-state=\"triggered\"]') !== null")
+        .await;
+    let card = browser
+        .eval("document.querySelector('li[data-alert-id]').textContent")
+        .await;
+    let card = card.as_str().unwrap();
+    assert!(card.contains("B-204"), "the card names the room: {card}");
+    assert!(
+        card.to_lowercase().contains("lockdown"),
+        "long hold = lockdown: {card}"
+    );
+    assert_eq!(
+        browser.eval("window.hallwatch.alarmActive()").await,
+        true,
+        "a new alert sounds the alarm"
+    );
+
+    browser
+        .click("li[data-alert-id] button[data-action=\"acknowledge\"]")
+        .await;
+    let ack = button.press_ack(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (ack.press_boot, ack.press_seq, ack.state),
+        (3, 1, AckState::Acknowledged)
+    );
+    browser
+        .wait_for(
+            "document.querySelector('li[data-alert-id][data-state=\"acknowledged\"]') !== null",
+        )
+        .await;
+    assert_eq!(browser.eval("window.hallwatch.alarmActive()").await, false);
+    assert_eq!(browser.errors().await, Vec::<String>::new());
+}

@@ -1,6 +1,7 @@
 //! The local API and dashboard (axum): the only module that imports axum.
 //!
 //! - here: the shared state, the router and serving it until shutdown;
+//! - `assets`: the embedded front-office page (`assets/`);
 //! - `auth`: the operator token;
 //! - `alerts`: listing alerts, one alert with its history, acknowledge/resolve/cancel;
 //! - `events`: the dashboard's event stream (SSE) with `Last-Event-ID` resume;
@@ -11,6 +12,7 @@
 //! writes); changes go to the engine, which answers once they are committed.
 
 mod alerts;
+mod assets;
 mod auth;
 mod error;
 mod events;
@@ -120,6 +122,9 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::app_js))
+        .route("/style.css", get(assets::style))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -397,7 +397,11 @@ fn record(
     now: UnixMillis,
     effects: &mut Effects,
 ) -> Result<(), StoreError> {
-    alert.updated_at = now;
+    // Strictly increasing, so a client keeping the newer of two copies never keeps the older
+    // (two changes can share a millisecond).
+    if event != AlertEventKind::Triggered {
+        alert.updated_at = now.max(UnixMillis::new(alert.updated_at.get().saturating_add(1)));
+    }
     match event {
         AlertEventKind::Acknowledged => alert.acknowledged_at = Some(now),
         AlertEventKind::Escalated => alert.escalated_at = Some(now),

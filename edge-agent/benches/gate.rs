@@ -132,6 +132,7 @@ fn provision(data: &Path, tmp: &Path) -> Vec<PathBuf> {
                 id: device_id(n).parse().unwrap(),
                 kind: DeviceKind::Button,
                 room: firmware_protocol::Label::new("R-1").unwrap(),
+                press_map: None,
             };
             add_device(data, &device, &out).unwrap();
             out

@@ -152,6 +152,11 @@ pub(crate) enum DeviceCommand {
         /// The room it is installed in: 1 to 32 ASCII letters, digits, '-', '_', '.', spaces.
         #[arg(long, value_name = "ROOM", value_parser = room)]
         room: Label,
+        /// Which alert each press pattern raises on this button, e.g.
+        /// `single=medical,long_hold=lockdown` (actions: panic, medical, fire, lockdown,
+        /// intruder, ignore); patterns left out follow `[alerts] press_map` in agent.toml.
+        #[arg(long, value_name = "MAP", value_parser = press_map)]
+        press_map: Option<String>,
         /// Where to write the bundle (created if missing; must not hold a bundle already).
         #[arg(long, value_name = "BUNDLE_DIR")]
         out: PathBuf,
@@ -198,6 +203,12 @@ impl From<Kind> for DeviceKind {
 
 fn school_name(s: &str) -> Result<String, String> {
     validate_school_name(s).map_err(|reason| format!("the school name {reason}"))
+}
+
+fn press_map(s: &str) -> Result<String, String> {
+    edge_agent::engine::parse_press_map(s, edge_agent::engine::DEFAULT_PRESS_MAP)
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn room(s: &str) -> Result<Label, String> {

@@ -132,12 +132,14 @@ fn device(command: DeviceCommand) -> Result<(), InstallError> {
             id,
             kind,
             room,
+            press_map,
             out,
         } => {
             let device = NewDevice {
                 id,
                 kind: kind.into(),
                 room,
+                press_map,
             };
             let added = install::add_device(&data_dir, &device, &out)?;
             println!(

@@ -70,6 +70,7 @@ pub(super) fn provision(
                     id: device.id.clone(),
                     kind: device.kind,
                     room: device.room,
+                    press_map: None,
                 };
                 install::add_device(data_dir, &new, &device.bundle)?;
                 added += 1;

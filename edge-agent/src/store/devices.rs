@@ -47,13 +47,14 @@ impl Store {
             return Err(StoreError::DeviceExists(device.id.clone()).into());
         }
         tx.execute(
-            "INSERT INTO devices (id, kind, room, state, created_at) \
-             VALUES (?1, ?2, ?3, 'active', ?4)",
+            "INSERT INTO devices (id, kind, room, state, created_at, press_map) \
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
             (
                 device.id.as_str(),
                 device.kind.as_str(),
                 device.room.as_str(),
                 now.get(),
+                device.press_map.as_deref(),
             ),
         )
         .map_err(StoreError::from)?;
@@ -173,6 +174,7 @@ mod tests {
             id: DeviceId::try_from(id).unwrap(),
             kind: DeviceKind::Button,
             room: Label::new("B-204").unwrap(),
+            press_map: None,
         }
     }
 

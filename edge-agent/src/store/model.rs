@@ -93,6 +93,9 @@ pub struct NewDevice {
     pub kind: DeviceKind,
     /// The room it is in.
     pub room: Label,
+    /// Its own press mapping (`single=…,double=…,long_hold=…`, checked by the caller), or
+    /// `None` for the gateway's default.
+    pub press_map: Option<String>,
 }
 
 /// A registered device, with its newest certificate.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Gateway;
-use super::net::{Killed, free_port, wait_listening};
+use super::net::{Killed, free_port};
 
 /// A running agent, killed when dropped.
 pub(crate) struct RunningAgent {
@@ -22,6 +22,38 @@ pub(crate) struct RunningAgent {
 }
 
 impl Gateway {
+    /// Sets `key = value` (TOML) in `[section]` of agent.toml, replacing the line `init`
+    /// wrote for it.
+    pub(crate) fn set(&self, section: &str, key: &str, value: &str) {
+        let path = self.data.join("agent.toml");
+        let text = super::read(&path);
+        let mut out = Vec::new();
+        let mut in_section = false;
+        let mut done = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                if in_section && !done {
+                    out.push(format!("{key} = {value}"));
+                    done = true;
+                }
+                in_section = line.trim() == format!("[{section}]");
+            }
+            if in_section && !done && line.starts_with(&format!("{key} =")) {
+                out.push(format!("{key} = {value}"));
+                done = true;
+                continue;
+            }
+            out.push(line.to_owned());
+        }
+        if !done {
+            if !in_section {
+                out.push(format!("[{section}]"));
+            }
+            out.push(format!("{key} = {value}"));
+        }
+        std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    }
+
     /// Rewrites `agent.toml` for loopback ports and appends `extra` (TOML sections), then
     /// starts `edge-agent run`.
     pub(crate) async fn run_agent(&self, extra: &str) -> RunningAgent {
@@ -77,9 +109,23 @@ impl Gateway {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let process = Killed(child);
-        wait_listening(mqtt).await;
-        wait_listening(http).await;
+        let mut process = Killed(child);
+        for addr in [mqtt, http] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                if let Some(status) = process.0.try_wait().unwrap() {
+                    panic!(
+                        "edge-agent run exited ({status}):\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nothing listens on {addr}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let token = super::read(&self.data.join("operator-token"))
             .trim()
             .to_owned();

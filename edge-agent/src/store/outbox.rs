@@ -50,6 +50,21 @@ impl Batch<'_> {
 }
 
 impl Store {
+    /// The lane of every outbox record as stored, in seq order.
+    pub fn outbox_lanes(&self) -> Result<Vec<Lane>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT lane FROM outbox ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut lanes = Vec::new();
+        for lane in rows {
+            lanes.push(match lane?.as_str() {
+                "alert" => Lane::Alert,
+                "telemetry" => Lane::Telemetry,
+                other => return Err(super::bad_value("outbox lane", other)),
+            });
+        }
+        Ok(lanes)
+    }
+
     /// Outbox records after `after_seq`, oldest first, at most `limit`.
     pub fn outbox_after(
         &self,

@@ -1,0 +1,197 @@
+//! The agent as a process over its life: bad frames and unknown devices change nothing, every
+//! change leaves its outbox record, and SIGTERM stops it within 5 seconds with everything it
+//! acknowledged on disk.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Gateway;
+use common::button::FwDevice;
+use common::device::{RawDevice, tls_config};
+use edge_agent::store::{Lane, Store};
+use firmware_protocol::{AckState, PressPattern};
+use shared::sync::RecordBody;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn bad_frames_are_refused_and_change_nothing() {
+    let gw = Gateway::init_local();
+    let bundle = gw.add("btn-1", "button", "A-101");
+    let agent = gw.run_agent("").await;
+    let mut button = FwDevice::connect(agent.mqtt, &bundle, "btn-1", 1).await;
+
+    // Garbage, an empty payload, a frame of a protocol version we do not speak, a truncated
+    // press, and a press with trailing bytes.
+    let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
+    let press = firmware_protocol::encode_uplink(
+        &firmware_protocol::Frame::new(
+            1,
+            1,
+            firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
+                pattern: PressPattern::Single,
+                press_seq: 1,
+            }),
+        ),
+        &mut buf,
+    )
+    .unwrap()
+    .to_vec();
+    let mut future_version = press.clone();
+    future_version[0] = 2;
+    let mut trailing = press.clone();
+    trailing.push(0);
+    for bad in [
+        b"\xff\xfe garbage".to_vec(),
+        Vec::new(),
+        future_version,
+        press[..press.len() - 1].to_vec(),
+        trailing,
+    ] {
+        button.send_bytes(&bad).await;
+    }
+    assert!(
+        button.press_ack(Duration::from_millis(700)).await.is_none(),
+        "nothing answered a bad frame"
+    );
+    let (_, all) = agent.get("/api/v1/alerts").await;
+    assert_eq!(all["alerts"].as_array().unwrap().len(), 0);
+    let log = agent.log();
+    assert!(log.contains("refused an undecodable uplink"), "{log}");
+
+    // The connection and the engine still work.
+    button.send_bytes(&press).await;
+    assert_eq!(
+        button.press_ack(WAIT).await.unwrap().state,
+        AckState::Received
+    );
+    let (_, all) = agent.get("/api/v1/alerts").await;
+    assert_eq!(all["alerts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_device_with_a_valid_certificate_but_no_registration_raises_nothing() {
+    let gw = Gateway::init_local();
+    gw.add("btn-1", "button", "A-101");
+    let agent = gw.run_agent("").await;
+    // Signed by the gateway's CA, never registered (e.g. a database restored from an older
+    // backup than the CA).
+    let (cert, key) = fresh_unregistered_cert(&gw, "ghost-1");
+    let tls = tls_config(&gw.data.join("ca.pem"), Some((&cert, &key)));
+    let connected = RawDevice::tls(agent.mqtt, tls).await;
+    if let Ok(mut raw) = connected {
+        if raw.mqtt_connect("ghost-1").await.is_some() {
+            let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
+            let press = firmware_protocol::encode_uplink(
+                &firmware_protocol::Frame::new(
+                    1,
+                    1,
+                    firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
+                        pattern: PressPattern::Single,
+                        press_seq: 1,
+                    }),
+                ),
+                &mut buf,
+            )
+            .unwrap()
+            .to_vec();
+            let _ = raw.publish("d/ghost-1/up", &press).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let (_, all) = agent.get("/api/v1/alerts").await;
+    assert_eq!(
+        all["alerts"].as_array().unwrap().len(),
+        0,
+        "no alert from a ghost"
+    );
+    assert!(
+        agent.log().contains("unregistered device"),
+        "the refusal is logged with its reason:\n{}",
+        agent.log()
+    );
+}
+
+/// A currently valid certificate for `device` from the gateway's CA, without registering it.
+fn fresh_unregistered_cert(gw: &Gateway, device: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    use edge_agent::pki::{Ca, Validity, device_cert};
+    let ca = Ca::load(&gw.data).unwrap();
+    let now = shared::UnixMillis::now();
+    let validity = Validity::starting(now, Duration::from_secs(3_600));
+    let school = common::SCHOOL.parse().unwrap();
+    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 888_888, validity).unwrap();
+    let cert = gw.tmp.path().join(format!("{device}.pem"));
+    let key = gw.tmp.path().join(format!("{device}.key"));
+    std::fs::write(&cert, issued.cert_pem).unwrap();
+    std::fs::write(&key, issued.key_pem).unwrap();
+    (cert, key)
+}
+
+#[tokio::test]
+async fn sigterm_stops_within_five_seconds_and_keeps_what_was_acknowledged() {
+    let gw = Gateway::init_local();
+    let bundle = gw.add("btn-1", "button", "A-101");
+    let mut agent = gw.run_agent("").await;
+    let _stream = agent.events(None).await; // an open stream must not hold up the stop
+    let mut button = FwDevice::connect(agent.mqtt, &bundle, "btn-1", 1).await;
+    button.heartbeat(4_000).await;
+    button.press(PressPattern::Single, 1).await;
+    assert_eq!(
+        button.press_ack(WAIT).await.unwrap().state,
+        AckState::Received
+    );
+    let (_, open) = agent.get("/api/v1/alerts?state=open").await;
+    let id = open["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = agent
+        .post(&format!("/api/v1/alerts/{id}/acknowledge"), "")
+        .await;
+    assert_eq!(status, 200);
+
+    let (took, exit) = agent.terminate();
+    assert!(exit.success(), "clean exit: {exit}\n{}", agent.log());
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+
+    // The database is whole, and every alert change has its outbox record, in order.
+    let store = Store::open(&gw.data.join("edge.db")).unwrap();
+    let records = store.outbox_after(0, 1_000).unwrap();
+    let alert_events: Vec<_> = records
+        .iter()
+        .filter_map(|(_, _, body)| match body {
+            RecordBody::AlertEvent(e) => Some((e.event.as_str(), e.state.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        alert_events,
+        [("triggered", "triggered"), ("acknowledged", "acknowledged")]
+    );
+    assert!(
+        records.iter().any(
+            |(_, _, b)| matches!(b, RecordBody::DeviceHealth(h) if h.device_id.as_str() == "btn-1")
+        ),
+        "the device's health change is in the outbox"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|(_, _, b)| matches!(b, RecordBody::Snapshot(_))),
+        "snapshots are in the outbox"
+    );
+    let seqs: Vec<i64> = records.iter().map(|(seq, _, _)| *seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq increases: {seqs:?}"
+    );
+    // Stored in the lanes the sync loop sends first (alerts) and later (telemetry).
+    let lanes = store.outbox_lanes().unwrap();
+    assert_eq!(lanes.iter().filter(|l| **l == Lane::Alert).count(), 2);
+    assert_eq!(lanes.len(), records.len());
+    drop(store);
+
+    // And a restart carries on where it stopped.
+    let agent = gw.run_agent("").await;
+    let (_, open) = agent.get("/api/v1/alerts?state=open").await;
+    assert_eq!(open["alerts"][0]["id"], id.as_str());
+    assert_eq!(open["alerts"][0]["state"], "acknowledged");
+}

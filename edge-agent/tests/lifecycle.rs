@@ -77,29 +77,27 @@ async fn a_device_with_a_valid_certificate_but_no_registration_raises_nothing() 
     let agent = gw.run_agent("").await;
     // Signed by the gateway's CA, never registered (e.g. a database restored from an older
     // backup than the CA).
-    let (cert, key) = fresh_unregistered_cert(&gw, "ghost-1");
+    let (cert, key) = common::unregistered_device_cert(&gw, "ghost-1");
     let tls = tls_config(&gw.data.join("ca.pem"), Some((&cert, &key)));
-    let connected = RawDevice::tls(agent.mqtt, tls).await;
-    if let Ok(mut raw) = connected {
-        if raw.mqtt_connect("ghost-1").await.is_some() {
-            let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
-            let press = firmware_protocol::encode_uplink(
-                &firmware_protocol::Frame::new(
-                    1,
-                    1,
-                    firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
-                        pattern: PressPattern::Single,
-                        press_seq: 1,
-                    }),
-                ),
-                &mut buf,
-            )
-            .unwrap()
-            .to_vec();
-            let _ = raw.publish("d/ghost-1/up", &press).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    // The gate checks the certificate, not the registry: the engine is the line that holds.
+    let mut raw = RawDevice::tls(agent.mqtt, tls).await.unwrap();
+    assert!(raw.mqtt_connect("ghost-1").await.is_some());
+    let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
+    let press = firmware_protocol::encode_uplink(
+        &firmware_protocol::Frame::new(
+            1,
+            1,
+            firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
+                pattern: PressPattern::Single,
+                press_seq: 1,
+            }),
+        ),
+        &mut buf,
+    )
+    .unwrap()
+    .to_vec();
+    raw.publish("d/ghost-1/up", &press).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, all) = agent.get("/api/v1/alerts").await;
     assert_eq!(
         all["alerts"].as_array().unwrap().len(),
@@ -111,21 +109,6 @@ async fn a_device_with_a_valid_certificate_but_no_registration_raises_nothing() 
         "the refusal is logged with its reason:\n{}",
         agent.log()
     );
-}
-
-/// A currently valid certificate for `device` from the gateway's CA, without registering it.
-fn fresh_unregistered_cert(gw: &Gateway, device: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    use edge_agent::pki::{Ca, Validity, device_cert};
-    let ca = Ca::load(&gw.data).unwrap();
-    let now = shared::UnixMillis::now();
-    let validity = Validity::starting(now, Duration::from_secs(3_600));
-    let school = common::SCHOOL.parse().unwrap();
-    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 888_888, validity).unwrap();
-    let cert = gw.tmp.path().join(format!("{device}.pem"));
-    let key = gw.tmp.path().join(format!("{device}.key"));
-    std::fs::write(&cert, issued.cert_pem).unwrap();
-    std::fs::write(&key, issued.key_pem).unwrap();
-    (cert, key)
 }
 
 #[tokio::test]

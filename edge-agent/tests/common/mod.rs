@@ -228,3 +228,21 @@ pub(crate) fn expired_device_cert(gw: &Gateway, device: &str) -> (PathBuf, PathB
     std::fs::write(&key, issued.key_pem).unwrap();
     (cert, key)
 }
+
+/// A currently valid certificate for `device` from the gateway's CA, without registering it.
+pub(crate) fn unregistered_device_cert(
+    gw: &Gateway,
+    device: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use edge_agent::pki::{Ca, Validity, device_cert};
+    let ca = Ca::load(&gw.data).unwrap();
+    let now = shared::UnixMillis::now();
+    let validity = Validity::starting(now, std::time::Duration::from_secs(3_600));
+    let school = SCHOOL.parse().unwrap();
+    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 888_888, validity).unwrap();
+    let cert = gw.tmp.path().join(format!("{device}.pem"));
+    let key = gw.tmp.path().join(format!("{device}.key"));
+    std::fs::write(&cert, issued.cert_pem).unwrap();
+    std::fs::write(&key, issued.key_pem).unwrap();
+    (cert, key)
+}

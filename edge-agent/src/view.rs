@@ -167,6 +167,20 @@ impl From<&SnapshotRow> for SnapshotView {
     }
 }
 
+/// The school summary for integrations (`hallwatch/status`): what is open right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusView {
+    pub school_id: String,
+    pub at: i64,
+    pub active_alerts: u32,
+    /// The most severe open alert's severity; `None` when all is quiet.
+    pub highest_severity: Option<&'static str>,
+    /// Open alerts, oldest first.
+    pub alerts: Vec<AlertView>,
+    pub devices_online: u32,
+    pub devices_offline: u32,
+}
+
 /// Serializes a view; our views always serialize (no maps with non-string keys, no floats
 /// that could be NaN), so a failure is a bug worth a log line, not a crash.
 pub fn to_json<T: Serialize>(value: &T) -> String {

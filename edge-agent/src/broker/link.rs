@@ -22,10 +22,15 @@ pub(super) const WILL_FILTER: &str = "d/+/will";
 /// Downlinks waiting for the publisher thread before `send` reports the link as full.
 const DOWNLINK_BUFFER: usize = 8_192;
 
-/// Sends frames to devices on `d/{id}/down`. Cheap to clone.
+/// Where integration messages (alerts and the school's status, JSON) are published. Devices
+/// can neither read nor write here: the gate confines them to `d/{own id}/…`.
+pub const INTEGRATION_PREFIX: &str = "hallwatch/";
+
+/// Sends frames to devices on `d/{id}/down`, and integration messages under `hallwatch/`.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Downlinks {
-    tx: mpsc::Sender<(DeviceId, Bytes)>,
+    tx: mpsc::Sender<(String, Bytes)>,
 }
 
 /// Why a downlink was not queued.
@@ -33,6 +38,8 @@ pub struct Downlinks {
 pub enum DownlinkError {
     #[error("the downlink queue is full; the frame to {0} was dropped")]
     Full(DeviceId),
+    #[error("the downlink queue is full; an integration message was dropped")]
+    AnnounceFull,
     #[error("the broker link is closed")]
     Closed,
 }
@@ -41,10 +48,22 @@ impl Downlinks {
     /// Queues `frame` for `device`. Never blocks: a full queue is an error the caller decides
     /// about (devices retransmit presses until acknowledged, so an ack can be sent again).
     pub fn send(&self, device: DeviceId, frame: Bytes) -> Result<(), DownlinkError> {
-        self.tx.try_send((device, frame)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full((device, _)) => DownlinkError::Full(device),
-            mpsc::error::TrySendError::Closed(_) => DownlinkError::Closed,
-        })
+        self.tx
+            .try_send((format!("d/{device}/down"), frame))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DownlinkError::Full(device),
+                mpsc::error::TrySendError::Closed(_) => DownlinkError::Closed,
+            })
+    }
+
+    /// Queues an integration message on `hallwatch/{subtopic}`. Never blocks.
+    pub fn announce(&self, subtopic: &str, payload: Bytes) -> Result<(), DownlinkError> {
+        self.tx
+            .try_send((format!("{INTEGRATION_PREFIX}{subtopic}"), payload))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DownlinkError::AnnounceFull,
+                mpsc::error::TrySendError::Closed(_) => DownlinkError::Closed,
+            })
     }
 }
 
@@ -120,9 +139,8 @@ fn receive_uplinks(mut link_rx: LinkRx, uplinks: mpsc::Sender<Uplink>) {
     }
 }
 
-fn publish_downlinks(mut link_tx: LinkTx, mut downlinks: mpsc::Receiver<(DeviceId, Bytes)>) {
-    while let Some((device, frame)) = downlinks.blocking_recv() {
-        let topic = format!("d/{device}/down");
+fn publish_downlinks(mut link_tx: LinkTx, mut downlinks: mpsc::Receiver<(String, Bytes)>) {
+    while let Some((topic, frame)) = downlinks.blocking_recv() {
         if let Err(e) = link_tx.publish(topic, frame) {
             tracing::error!(error = %e, "broker downlink link closed");
             return;

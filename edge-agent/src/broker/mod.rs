@@ -26,7 +26,7 @@ use shared::ids::DeviceId;
 use tokio::sync::{mpsc, oneshot};
 
 pub use gate_link::{GateLink, LinkClosed, UpTopic, UplinkPublisher};
-pub use link::{DownlinkError, Downlinks};
+pub use link::{DownlinkError, Downlinks, INTEGRATION_PREFIX};
 
 /// How the broker is sized. The defaults suit a school gateway: a few thousand devices,
 /// frames of at most a few hundred bytes.

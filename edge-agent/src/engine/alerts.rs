@@ -69,6 +69,11 @@ impl Alerts {
         self.open = open.into_iter().map(|a| (a.id, a)).collect();
     }
 
+    /// The open alerts.
+    pub(super) fn open(&self) -> impl Iterator<Item = &AlertRow> {
+        self.open.values()
+    }
+
     /// How many alerts are open.
     pub(super) fn open_count(&self) -> usize {
         self.open.len()
@@ -434,10 +439,14 @@ fn record(
             press_count: alert.press_count,
         }),
     )?;
-    let view = AlertView::from(&*alert);
+    let json = to_json(&AlertView::from(&*alert));
+    effects
+        .announcements
+        .push((format!("alerts/{}", alert.id), json.clone()));
+    effects.status_changed = true;
     effects
         .stored
-        .push(tx.append_event(now, Topic::Alert, to_json(&view))?);
+        .push(tx.append_event(now, Topic::Alert, json)?);
     Ok(())
 }
 

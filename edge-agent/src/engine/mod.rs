@@ -287,6 +287,10 @@ impl Worker {
             self.state.timers(&tx, now, &mut effects)?;
         }
         tx.commit()?;
+        if effects.status_changed {
+            let status = self.state.status(now);
+            effects.announcements.push(("status".to_owned(), status));
+        }
         Ok(effects)
     }
 
@@ -347,6 +351,23 @@ impl State {
         self.alerts.load(store.open_alerts()?);
         self.devices = profiles(store)?;
         Ok(())
+    }
+
+    /// The school summary integrations read on `hallwatch/status`.
+    fn status(&self, now: UnixMillis) -> String {
+        let mut alerts: Vec<AlertView> = self.alerts.open().map(AlertView::from).collect();
+        alerts.sort_by_key(|a| a.created_at);
+        let (online, offline) = self.telemetry.device_counts();
+        let highest = self.alerts.open().map(|a| a.severity).max();
+        crate::view::to_json(&crate::view::StatusView {
+            school_id: self.telemetry.school().to_string(),
+            at: now.get(),
+            active_alerts: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
+            highest_severity: highest.map(|s| s.as_str()),
+            alerts,
+            devices_online: online,
+            devices_offline: offline,
+        })
     }
 
     fn next_deadline(&self) -> Option<UnixMillis> {
@@ -481,6 +502,10 @@ struct Effects {
     events: broadcast::Sender<StoredEvent>,
     frames: Vec<(DeviceId, Downlink)>,
     stored: Vec<StoredEvent>,
+    /// Integration messages: (subtopic under `hallwatch/`, JSON).
+    announcements: Vec<(String, String)>,
+    /// Whether `hallwatch/status` must be published again.
+    status_changed: bool,
     replies: Vec<(usize, Result<AlertView, CommandError>)>,
 }
 
@@ -495,6 +520,8 @@ impl Effects {
             events,
             frames: Vec::new(),
             stored: Vec::new(),
+            announcements: Vec::new(),
+            status_changed: false,
             replies: Vec::new(),
         }
     }
@@ -514,6 +541,11 @@ impl Effects {
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "cannot encode a downlink"),
+            }
+        }
+        for (subtopic, json) in self.announcements {
+            if let Err(e) = self.downlinks.announce(&subtopic, Bytes::from(json)) {
+                tracing::warn!(error = %e, subtopic, "integration message not sent");
             }
         }
         for event in self.stored {

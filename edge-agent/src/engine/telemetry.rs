@@ -92,6 +92,16 @@ impl Telemetry {
         })
     }
 
+    /// The school.
+    pub(super) fn school(&self) -> &SchoolId {
+        &self.school
+    }
+
+    /// Devices online and offline (never seen counts as offline).
+    pub(super) fn device_counts(&self) -> (u32, u32) {
+        self.health.counts()
+    }
+
     /// When the engine must next run [`Telemetry::timers`].
     pub(super) fn next_deadline(&self) -> UnixMillis {
         let mut next = self.next_flush.min(self.schedule.next_deadline());
@@ -243,6 +253,7 @@ impl Telemetry {
         tx.insert_snapshot(&row)?;
         tx.append_outbox(now, &RecordBody::Snapshot(numbers))?;
         let view = SnapshotView::from(&row);
+        effects.status_changed = true;
         effects
             .stored
             .push(tx.append_event(now, Topic::Snapshot, to_json(&view))?);
@@ -275,8 +286,9 @@ impl Telemetry {
         effects
             .stored
             .push(tx.append_event(change.at, Topic::Device, to_json(&view))?);
-        // Online and offline counts are in the snapshot.
+        // Online and offline counts are in the snapshot and the status.
         self.schedule.changed(change.at);
+        effects.status_changed = true;
         Ok(())
     }
 }

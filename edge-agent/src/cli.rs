@@ -38,9 +38,8 @@ pub(crate) enum Command {
     /// a summary every 5 seconds.
     ///
     /// A press is retransmitted (same boot and seq) every second until the gateway's PressAck
-    /// for it arrives, and given up after --press-retry-limit sends. Until the alert engine
-    /// (issue #4) answers presses, nothing sends PressAcks: every press stays pending, is
-    /// retransmitted, and ends up counted as given up.
+    /// for it arrives, and given up after --press-retry-limit sends. Against `edge-agent run`,
+    /// each press raises an alert (or joins the button's open one) on the local dashboard.
     Simulate(SimulateArgs),
     /// Decode a device frame given in hex and print its fields (or why it is refused).
     DecodeFrame {

@@ -220,3 +220,70 @@ fn bad_flags_are_refused_before_anything_is_touched() {
     assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("agent.toml"), "{stderr}");
 }
+
+/// `edge-agent simulate` against the real `edge-agent run`: every press is answered by the
+/// engine, and the front office's API shows the alerts, the cameras' counts and the devices.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_against_the_running_agent_shows_alerts_counts_and_health() {
+    let gw = Gateway::init_local();
+    let agent = gw.run_agent("").await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-agent"));
+    cmd.args(["simulate", "--data-dir", s(&gw.data)])
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(agent.mqtt.port().to_string())
+        .args([
+            "--buttons",
+            "3",
+            "--cameras",
+            "2",
+            "--press-rate",
+            "3",
+            "--duration",
+            "4",
+        ])
+        .env_remove("RUST_LOG");
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let presses = count(&out, "presses");
+    assert!(presses > 0, "the simulator pressed: {out}");
+    // A press sent in the run's last milliseconds may still be waiting when it stops.
+    let pending = count(&out, "pending ack");
+    assert!(pending <= 1, "every press answered: {out}");
+    assert_eq!(count(&out, "given up"), 0, "{out}");
+    assert!(count(&out, "acks received") >= presses - pending, "{out}");
+
+    // The simulator's devices: each button's presses joined its one open alert.
+    let (_, alerts) = agent.get("/api/v1/alerts?state=open").await;
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert!(!alerts.is_empty() && alerts.len() <= 3, "{alerts:?}");
+    let pressed: u64 = alerts
+        .iter()
+        .map(|a| a["press_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        pressed, presses,
+        "every distinct press is counted in an alert"
+    );
+    let (_, devices) = agent.get("/api/v1/devices").await;
+    let online = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "online")
+        .count();
+    assert_eq!(online, 5, "{devices}");
+    let (status, snapshot) = agent.get("/api/v1/snapshot").await;
+    assert_eq!(status, 200);
+    assert!(
+        snapshot["students_present"].as_u64().unwrap() > 0,
+        "{snapshot}"
+    );
+    assert_eq!(snapshot["devices_online"], 5, "{snapshot}");
+}

@@ -17,12 +17,13 @@ fn main() -> ExitCode {
     // none installed explicitly the first TLS client panics when two providers are linked.
     // An error here only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let command = Cli::parse().command;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(log_filter(&command))
         .with_writer(std::io::stderr)
         .init();
 
-    let result = match Cli::parse().command {
+    let result = match command {
         Command::DecodeFrame { direction, hex } => {
             let direction = match direction {
                 Way::Up => Direction::Up,
@@ -52,6 +53,18 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `RUST_LOG` if set, else `info` for the long-running agent and `warn` for one-shot commands
+/// (whose output is their printed result). rumqttd's own listener is never used (it refuses
+/// every client; the agent only probes that it listens), so its connection errors are noise.
+fn log_filter(command: &Command) -> tracing_subscriber::EnvFilter {
+    let default = match command {
+        Command::Run { .. } => "info,rumqttd=warn",
+        _ => "warn",
+    };
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
+    tracing_subscriber::EnvFilter::new(format!("{filter},rumqttd::server=off"))
 }
 
 /// Exit status for a configuration the agent refuses (sysexits' EX_USAGE), before any port is

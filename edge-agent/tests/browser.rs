@@ -271,7 +271,10 @@ async fn the_dashboard_shows_a_press_and_its_acknowledge_reaches_the_button() {
     browser
         .click("li[data-alert-id] button[data-action=\"acknowledge\"]")
         .await;
-    let ack = button.press_ack(Duration::from_secs(5)).await.unwrap();
+    let ack = button
+        .press_ack(Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no PressAck after Acknowledge; agent log:\n{}", agent.log()));
     assert_eq!(
         (ack.press_boot, ack.press_seq, ack.state),
         (3, 1, AckState::Acknowledged)

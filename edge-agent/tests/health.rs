@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::Gateway;
 use common::button::FwDevice;
+use firmware_protocol::{Downlink, PressAction};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -52,6 +53,28 @@ async fn devices_go_online_report_battery_and_go_offline_on_silence_or_last_will
         "3.0 V is below the 3.3 V default"
     );
     assert_eq!(online.data["firmware"], "1.2.3");
+    // Coming online, the device is sent its settings and the time.
+    match one.downlink(WAIT).await {
+        Some(Downlink::Config(config)) => {
+            assert_eq!(config.heartbeat_interval_s, 1);
+            assert_eq!(config.press_map.single, PressAction::Panic);
+        }
+        other => panic!(
+            "expected the device's config, got {other:?}; agent log:\n{}",
+            agent.log()
+        ),
+    }
+    match one.downlink(WAIT).await {
+        Some(Downlink::TimeSync(sync)) => {
+            let now = shared::UnixMillis::now().get() as u64;
+            assert!(
+                now.abs_diff(sync.unix_ms) < 5_000,
+                "{} vs {now}",
+                sync.unix_ms
+            );
+        }
+        other => panic!("expected the time, got {other:?}"),
+    }
 
     // Last will: offline at once, well before the silence timeout.
     let two = FwDevice::connect(agent.mqtt, &dropped, "btn-2", 1).await;

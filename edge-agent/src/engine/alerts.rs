@@ -282,12 +282,17 @@ impl Alerts {
         let event = staff_event(verb, actor);
         let outcome = match step(alert.state, &event) {
             Ok(transition) => {
+                tracing::info!(alert = %id, to = %transition.state, by = %actor.name,
+                    source = %actor.source, "alert changed by staff");
                 match self.execute(tx, &mut alert, transition, Some(actor), note, now, effects) {
                     Ok(()) => Ok(Ok(AlertView::from(&alert))),
                     Err(e) => Err(e),
                 }
             }
-            Err(e) => Ok(Err(CommandError::Illegal(e))),
+            Err(e) => {
+                tracing::info!(alert = %id, by = %actor.name, reason = %e, "refused a staff action");
+                Ok(Err(CommandError::Illegal(e)))
+            }
         };
         self.keep(alert);
         outcome

@@ -527,7 +527,11 @@ impl Effects {
     }
 
     fn press_ack(&mut self, device: &DeviceId, ack: PressAck) {
-        self.frames.push((device.clone(), Downlink::PressAck(ack)));
+        self.frame(device, Downlink::PressAck(ack));
+    }
+
+    fn frame(&mut self, device: &DeviceId, body: Downlink) {
+        self.frames.push((device.clone(), body));
     }
 
     fn execute(self, inputs: Vec<Input>) {

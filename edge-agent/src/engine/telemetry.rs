@@ -9,14 +9,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use firmware_protocol::{Label, Occupancy as OccupancyReport};
+use firmware_protocol::{DeviceConfig, Downlink, Label, Occupancy as OccupancyReport, TimeSync};
 use shared::UnixMillis;
 use shared::ids::{DeviceId, SchoolId};
 use shared::sync::RecordBody;
 
 use super::Effects;
+use super::press_map::parse_press_map;
 use crate::config::Config;
-use crate::health::{Health, HealthChange, Liveness};
+use crate::health::{ChangeKind, Health, HealthChange, Liveness};
 use crate::occupancy::{
     Changed, Occupancy, RoomCount, RoomInfo, SnapshotKind, SnapshotSchedule, snapshot,
 };
@@ -36,6 +37,9 @@ pub(super) struct Telemetry {
     schedule: SnapshotSchedule,
     /// Changes found while loading, recorded by the first batch.
     pending: Vec<HealthChange>,
+    /// Sent to a device when it comes online: its heartbeat interval and press map.
+    heartbeat_interval_s: u16,
+    press_map: firmware_protocol::PressMap,
     next_flush: UnixMillis,
 }
 
@@ -88,6 +92,9 @@ impl Telemetry {
             occupancy,
             schedule: SnapshotSchedule::resume(config.snapshots, last, last_full, now),
             pending,
+            heartbeat_interval_s: u16::try_from(config.health.heartbeat_interval.as_secs())
+                .unwrap_or(u16::MAX),
+            press_map: config.alerts.press_map,
             next_flush: now,
         })
     }
@@ -286,6 +293,24 @@ impl Telemetry {
         effects
             .stored
             .push(tx.append_event(change.at, Topic::Device, to_json(&view))?);
+        if change.change == ChangeKind::Online {
+            // A device that (re)appears gets its settings and the time: its configuration may
+            // have changed while it was away, and its clock may have drifted (frames carry no
+            // device time; the gateway stamps them on arrival).
+            let press_map = match &device.press_map {
+                Some(text) => parse_press_map(text, self.press_map).unwrap_or(self.press_map),
+                None => self.press_map,
+            };
+            effects.frame(
+                &device.id,
+                Downlink::Config(DeviceConfig {
+                    heartbeat_interval_s: self.heartbeat_interval_s.max(1),
+                    press_map,
+                }),
+            );
+            let unix_ms = u64::try_from(change.at.get()).unwrap_or_default();
+            effects.frame(&device.id, Downlink::TimeSync(TimeSync { unix_ms }));
+        }
         // Online and offline counts are in the snapshot and the status.
         self.schedule.changed(change.at);
         effects.status_changed = true;

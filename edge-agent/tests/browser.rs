@@ -268,6 +268,19 @@ async fn the_dashboard_shows_a_press_and_its_acknowledge_reaches_the_button() {
         "a new alert sounds the alarm"
     );
 
+    // The first press anywhere turns sound on, which hides the "Enable sound" banner; if that
+    // moved the buttons, the press and release would land on different elements and the
+    // click would be lost (it was, under load, before the banner was taken out of the flow).
+    let top = "document.querySelector('li[data-alert-id] button[data-action=\"acknowledge\"]')\
+               .getBoundingClientRect().top";
+    let toggle =
+        "(() => { const b = document.getElementById('sound-off'); b.hidden = !b.hidden; })()";
+    let before = browser.eval(top).await;
+    browser.eval(toggle).await;
+    let after = browser.eval(top).await;
+    browser.eval(toggle).await;
+    assert_eq!(before, after, "the sound banner moved the alert's buttons");
+
     browser
         .click("li[data-alert-id] button[data-action=\"acknowledge\"]")
         .await;

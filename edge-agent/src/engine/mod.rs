@@ -310,6 +310,15 @@ fn refuse(inputs: Vec<Input>, error: &StoreError) {
     }
 }
 
+/// How often old stream events, snapshots and presses are deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3_600);
+/// How long the stream's event log reaches back (a dashboard offline longer reloads), and the
+/// fewest events kept regardless.
+const KEEP_EVENTS_FOR: Duration = Duration::from_secs(7 * 24 * 3_600);
+const KEEP_EVENTS_AT_LEAST: u32 = 10_000;
+/// How long snapshots and press records are kept on the gateway (the cloud keeps the history).
+const KEEP_HISTORY_FOR: Duration = Duration::from_secs(31 * 24 * 3_600);
+
 /// How often the device profiles are re-read, to notice devices revoked while the agent runs
 /// (new devices are noticed at their first frame).
 const REFRESH_DEVICES_EVERY: Duration = Duration::from_secs(30);
@@ -322,6 +331,7 @@ struct State {
     downlinks: Downlinks,
     events: broadcast::Sender<StoredEvent>,
     next_refresh: UnixMillis,
+    next_housekeeping: UnixMillis,
 }
 
 impl State {
@@ -340,6 +350,7 @@ impl State {
             downlinks,
             events,
             next_refresh: now.saturating_add(REFRESH_DEVICES_EVERY),
+            next_housekeeping: now,
         };
         state.alerts.load(store.open_alerts()?);
         Ok(state)
@@ -371,7 +382,11 @@ impl State {
     }
 
     fn next_deadline(&self) -> Option<UnixMillis> {
-        let next = self.telemetry.next_deadline().min(self.next_refresh);
+        let next = self
+            .telemetry
+            .next_deadline()
+            .min(self.next_refresh)
+            .min(self.next_housekeeping);
         Some(self.alerts.next_deadline().map_or(next, |a| a.min(next)))
     }
 
@@ -481,11 +496,31 @@ impl State {
             }
             self.next_refresh = now.saturating_add(REFRESH_DEVICES_EVERY);
         }
+        if now >= self.next_housekeeping {
+            housekeeping(tx, now)?;
+            self.next_housekeeping = now.saturating_add(HOUSEKEEPING_EVERY);
+        }
         self.alerts.escalate_due(tx, now, effects)?;
         let active = u32::try_from(self.alerts.open_count()).unwrap_or(u32::MAX);
         self.telemetry
             .timers(tx, &self.devices, active, now, effects)
     }
+}
+
+/// Deletes what the gateway no longer needs: stream events past their reach, snapshots and
+/// press records past theirs. Alerts and their logs are kept.
+fn housekeeping(tx: &crate::store::Batch<'_>, now: UnixMillis) -> Result<(), StoreError> {
+    let cutoff = |keep: Duration| UnixMillis::new(now.get().saturating_sub(millis(keep)));
+    let events = tx.prune_events(cutoff(KEEP_EVENTS_FOR), KEEP_EVENTS_AT_LEAST)?;
+    let (snapshots, presses) = tx.prune_history(cutoff(KEEP_HISTORY_FOR))?;
+    if events + snapshots + presses > 0 {
+        tracing::info!(events, snapshots, presses, "pruned old records");
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn profiles(store: &Store) -> Result<HashMap<DeviceId, DeviceProfile>, StoreError> {

@@ -69,7 +69,8 @@ impl Batch<'_> {
         })
     }
 
-    /// Deletes events older than `before`, keeping at least the newest `keep`.
+    /// Deletes events older than `before`, keeping at least the newest `keep`. A client
+    /// resuming from before what is left is told to reload (see the API's stream).
     pub fn prune_events(&self, before: UnixMillis, keep: u32) -> Result<usize, StoreError> {
         Ok(self.tx.execute(
             "DELETE FROM events WHERE at < ?1 \
@@ -134,5 +135,35 @@ impl Reader {
         Ok(self
             .conn
             .query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_removes_old_events_but_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.db");
+        let school = "lincoln-high".parse().unwrap();
+        let mut store = Store::create(&path, &school, UnixMillis::new(0)).unwrap();
+        let tx = store.batch().unwrap();
+        for i in 0..10 {
+            tx.append_event(UnixMillis::new(i * 1_000), Topic::Alert, "{}".into())
+                .unwrap();
+        }
+        // Older than 5 s: the first five; none of the newest three would be touched anyway.
+        assert_eq!(tx.prune_events(UnixMillis::new(5_000), 3).unwrap(), 5);
+        // Everything but the last is old now, but the newest three stay.
+        assert_eq!(tx.prune_events(UnixMillis::new(9_500), 3).unwrap(), 2);
+        tx.commit().unwrap();
+        let left: Vec<i64> = store
+            .events_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, [8, 9, 10]);
     }
 }

@@ -82,6 +82,18 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Deletes snapshots taken before `before` and presses received before it (a device
+    /// retransmits a press for minutes at most; the alert keeps its count and log).
+    pub fn prune_history(&self, before: UnixMillis) -> Result<(usize, usize), StoreError> {
+        let snapshots = self
+            .tx
+            .execute("DELETE FROM snapshots WHERE at < ?1", [before.get()])?;
+        let presses = self
+            .tx
+            .execute("DELETE FROM presses WHERE at < ?1", [before.get()])?;
+        Ok((snapshots, presses))
+    }
+
     /// Stores an emitted snapshot.
     pub fn insert_snapshot(&self, row: &SnapshotRow) -> Result<(), StoreError> {
         let s = &row.snapshot;

@@ -131,12 +131,23 @@ async fn sigterm_stops_within_five_seconds_and_keeps_what_was_acknowledged() {
         .await;
     assert_eq!(status, 200);
 
+    // The last heartbeat's time is held in memory (written about once a second); a stop must
+    // not lose it.
+    let last_heartbeat = shared::UnixMillis::now();
+    button.heartbeat(4_000).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (took, exit) = agent.terminate();
     assert!(exit.success(), "clean exit: {exit}\n{}", agent.log());
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
 
     // The database is whole, and every alert change has its outbox record, in order.
     let store = Store::open(&gw.data.join("edge.db")).unwrap();
+    let devices = store.list_devices().unwrap();
+    let seen = devices[0].last_seen_at.expect("btn-1 was seen");
+    assert!(
+        seen >= last_heartbeat,
+        "last_seen {seen:?} lost the final heartbeat"
+    );
     let records = store.outbox_after(0, 1_000).unwrap();
     let alert_events: Vec<_> = records
         .iter()

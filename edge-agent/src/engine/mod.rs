@@ -241,6 +241,15 @@ impl Worker {
             }
             self.process(inputs);
         }
+        // Intake has stopped (the gate and the API close first); what is only in memory —
+        // the coalesced last_seen times — is written before the database closes.
+        let flushed = self.store.batch().and_then(|tx| {
+            self.state.telemetry.flush(&tx)?;
+            tx.commit()
+        });
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "cannot write device health on the way out");
+        }
         tracing::info!("engine stopped");
     }
 

@@ -221,13 +221,19 @@ impl Telemetry {
             self.schedule.changed(now);
         }
         if now >= self.next_flush {
-            for (id, health) in self.health.take_dirty() {
-                tx.save_health(&update(&id, &health))?;
-            }
+            self.flush(tx)?;
             self.next_flush = now.saturating_add(FLUSH_EVERY);
         }
         if let Some(kind) = self.schedule.due(now) {
             self.emit(tx, kind, active_alerts, now, effects)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the health (last_seen above all) that changed since the last write.
+    pub(super) fn flush(&mut self, tx: &Batch<'_>) -> Result<(), StoreError> {
+        for (id, health) in self.health.take_dirty() {
+            tx.save_health(&update(&id, &health))?;
         }
         Ok(())
     }

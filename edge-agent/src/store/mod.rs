@@ -136,7 +136,7 @@ impl Store {
             tracing::error!(%report, "edge database failed its integrity check");
             return Err(StoreError::Corrupt(report));
         }
-        tracing::debug!("edge database integrity check: ok");
+        tracing::info!("edge database integrity check: ok");
         let mut store = Store { conn };
         migrate::apply(&mut store.conn)?;
         Ok(store)

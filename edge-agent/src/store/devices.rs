@@ -33,7 +33,7 @@ impl Store {
         not_after: UnixMillis,
         issue: impl FnOnce(u64) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let tx = self.write_transaction()?;
         let exists = tx
             .query_row(
                 "SELECT 1 FROM devices WHERE id = ?1",
@@ -83,7 +83,7 @@ impl Store {
         now: UnixMillis,
         write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let tx = self.write_transaction()?;
         let state: Option<String> = tx
             .query_row(
                 "SELECT state FROM devices WHERE id = ?1",

@@ -119,6 +119,16 @@ impl Store {
         Ok(Batch { tx })
     }
 
+    /// A write transaction for the installer's commands, `IMMEDIATE` for the same reason as
+    /// [`Store::batch`]: they run while the agent writes, and a deferred transaction that read
+    /// before the agent committed could not upgrade to a write (SQLite answers "database is
+    /// locked" at once, without waiting).
+    fn write_transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     fn setup(conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;

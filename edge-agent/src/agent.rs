@@ -48,6 +48,7 @@ impl Agent {
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http_listen))?;
         let http_addr = listener.local_addr()?;
         let mut gateway = Gateway::start(config, data_dir).await?;
+        retain_open_alerts(&store, &gateway);
         // The engine consumes the uplinks; the gateway keeps a closed receiver in their place.
         let uplinks = std::mem::replace(&mut gateway.uplinks, mpsc::channel(1).1);
         let engine_shutdown = CancellationToken::new();
@@ -96,6 +97,26 @@ impl Agent {
     /// Resolves if the broker fails (fatal for the agent).
     pub async fn failed(&mut self) -> String {
         self.gateway.failed().await
+    }
+}
+
+/// Publishes every open alert on `hallwatch/alerts/{id}` once at start, so that the gate
+/// retains them again after a restart (its retained store is in memory). Queued ahead of
+/// anything the engine publishes, so a later change always arrives after it.
+fn retain_open_alerts(store: &Store, gateway: &Gateway) {
+    let open = match store.open_alerts() {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the open alerts to retain them");
+            return;
+        }
+    };
+    for alert in &open {
+        let json = crate::view::to_json(&crate::view::AlertView::from(alert));
+        let subtopic = format!("alerts/{}", alert.id);
+        if let Err(e) = gateway.downlinks.announce(&subtopic, json.into()) {
+            tracing::warn!(error = %e, "cannot retain an open alert");
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use edge_agent::config::{DEFAULT_HTTP_LISTEN, DEFAULT_MQTT_LISTEN, validate_school_name};
+use edge_agent::integration::IntegrationId;
 use edge_agent::store::DeviceKind;
 use firmware_protocol::Label;
 use shared::ids::{DeviceId, SchoolId};
@@ -25,6 +26,10 @@ pub(crate) enum Command {
     /// Register, list and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Add, list and revoke integrations: clients on the school network (strobes, PA,
+    /// signage) that read alerts and the school status under hallwatch/ over MQTT.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
     /// Run the gateway: the device gate (MQTT over mutual TLS) and the embedded broker, until
     /// SIGTERM or Ctrl-C.
     Run {
@@ -174,6 +179,39 @@ pub(crate) enum DeviceCommand {
         /// The device to revoke.
         #[arg(long, value_name = "DEVICE_ID")]
         id: DeviceId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IntegrationCommand {
+    /// Add an integration and write its bundle (ca.pem, integration.pem, integration.key and a
+    /// README.txt with a ready mosquitto_sub command).
+    Add {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The integration's name: ASCII letters, digits, '-' and '_', at most 32 bytes.
+        #[arg(long, value_name = "NAME")]
+        id: IntegrationId,
+        /// Where to write the bundle (created if missing; must not hold a bundle already).
+        #[arg(long, value_name = "BUNDLE_DIR")]
+        out: PathBuf,
+    },
+    /// List every integration: id, certificate serial and expiry, state.
+    List {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Revoke an integration: its certificates go on the gateway's CRL (crl.pem), and the
+    /// gate disconnects it within a second.
+    Revoke {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The integration to revoke.
+        #[arg(long, value_name = "NAME")]
+        id: IntegrationId,
     },
 }
 

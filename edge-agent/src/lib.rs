@@ -4,7 +4,10 @@
 //! # Layout
 //!
 //! - [`config`]: `agent.toml`, raw (serde) then validated.
-//! - [`install`]: the installer's commands: `init`, `device add|list|revoke`.
+//! - [`install`]: the installer's commands: `init`, `device add|list|revoke`,
+//!   `integration add|list|revoke`.
+//! - [`integration`]: what an integration (strobes, PA, signage) is and which topics it may
+//!   read; the gate enforces it.
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
 //! - [`health`]: device liveness and battery, pure and fed by the core actor.
@@ -35,6 +38,7 @@ mod gateway;
 pub mod health;
 pub mod inspect;
 pub mod install;
+pub mod integration;
 pub mod occupancy;
 pub mod pki;
 pub mod simulate;

@@ -5,7 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, DeviceCommand, Way};
+use cli::{Cli, Command, DeviceCommand, IntegrationCommand, Way};
 use edge_agent::config::ConfigError;
 use edge_agent::install::{self, InitOptions, InstallError};
 use edge_agent::simulate::{SimulateError, SimulateOptions};
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(args.into()),
         Command::Init(args) => run_install(|| init(args)),
         Command::Device(command) => run_install(|| device(command)),
+        Command::Integration(command) => run_install(|| integration(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +175,39 @@ fn device(command: DeviceCommand) -> Result<(), InstallError> {
             let serials: Vec<String> = revoked.serials.iter().map(ToString::to_string).collect();
             println!(
                 "Revoked {id} (certificates revoked: {}); wrote {} (CRL number {}).",
+                serials.join(", "),
+                revoked.crl_path.display(),
+                revoked.crl_number
+            );
+        }
+    }
+    Ok(())
+}
+
+fn integration(command: IntegrationCommand) -> Result<(), InstallError> {
+    match command {
+        IntegrationCommand::Add { data_dir, id, out } => {
+            let added = install::add_integration(&data_dir, &id, &out)?;
+            println!(
+                "Added integration {id} (certificate serial {}); see {} for how to connect.",
+                added.serial,
+                out.join("README.txt").display()
+            );
+            for file in &added.files {
+                println!("  wrote {}", file.display());
+            }
+        }
+        IntegrationCommand::List { data_dir } => {
+            print!(
+                "{}",
+                install::render_integrations(&install::list_integrations(&data_dir)?)
+            );
+        }
+        IntegrationCommand::Revoke { data_dir, id } => {
+            let revoked = install::revoke_integration(&data_dir, &id)?;
+            let serials: Vec<String> = revoked.serials.iter().map(ToString::to_string).collect();
+            println!(
+                "Revoked integration {id} (certificates revoked: {}); wrote {} (CRL number {}).",
                 serials.join(", "),
                 revoked.crl_path.display(),
                 revoked.crl_number

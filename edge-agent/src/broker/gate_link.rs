@@ -3,7 +3,8 @@
 //! Devices do not get a broker connection each (rumqttd keeps ~45 KB of state per connection,
 //! see ARCHITECTURE.md); the gate speaks MQTT to them itself and moves their messages through
 //! this one link. Its calls block, so it has two OS threads: one publishes uplinks handed over
-//! through a bounded channel, one receives every `d/+/down` frame and gives it to the gate.
+//! through a bounded channel, one receives every `d/+/down` frame and every integration message
+//! (`hallwatch/#`) and gives it to the gate.
 
 use std::fmt;
 
@@ -15,13 +16,15 @@ use shared::ids::DeviceId;
 use tokio::sync::mpsc;
 
 use super::BrokerError;
-use super::link::device_of;
+use super::link::{INTEGRATION_PREFIX, device_of};
 
 /// The client id of the gate's link; no device can have it (device ids cannot contain `.`).
 const GATE_CLIENT_ID: &str = "hallwatch.gate";
 
 /// The gate's subscription: every device's downlinks.
 pub(super) const DOWNLINK_FILTER: &str = "d/+/down";
+/// And every integration message the agent publishes (see [`super::Downlinks::announce`]).
+pub(super) const INTEGRATION_FILTER: &str = "hallwatch/#";
 
 /// A device's `d/{id}/up` topic, made once per connection and shared by its publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,27 +84,37 @@ impl UplinkPublisher {
 }
 
 impl GateLink {
-    /// Attaches the gate's link and subscribes it to every device's `down` topic. Frames that
-    /// arrive before [`start`](GateLink::start) wait in the link.
+    /// Attaches the gate's link and subscribes it to every device's `down` topic and to the
+    /// integration messages. Messages that arrive before [`start`](GateLink::start) wait in the
+    /// link.
     pub(super) fn attach(broker: &rumqttd::Broker) -> Result<GateLink, BrokerError> {
         let (mut tx, rx) = broker
             .link(GATE_CLIENT_ID)
             .map_err(|e| BrokerError::Link(e.to_string()))?;
-        tx.subscribe(DOWNLINK_FILTER)
-            .map_err(|e| BrokerError::Link(e.to_string()))?;
+        for filter in [DOWNLINK_FILTER, INTEGRATION_FILTER] {
+            tx.subscribe(filter)
+                .map_err(|e| BrokerError::Link(e.to_string()))?;
+        }
         Ok(GateLink { tx, rx })
     }
 
-    /// Starts both threads. `deliver` runs on the downlink thread for every `d/{id}/down`
-    /// frame and must not block; uplinks queue at most `uplink_buffer` frames.
-    pub fn start<F>(self, uplink_buffer: usize, deliver: F) -> Result<UplinkPublisher, BrokerError>
+    /// Starts both threads. On the receiving thread, `deliver` runs for every `d/{id}/down`
+    /// frame and `announce` for every `hallwatch/…` message (topic, payload); neither may
+    /// block. Uplinks queue at most `uplink_buffer` frames.
+    pub fn start<F, A>(
+        self,
+        uplink_buffer: usize,
+        deliver: F,
+        announce: A,
+    ) -> Result<UplinkPublisher, BrokerError>
     where
         F: Fn(DeviceId, Bytes) + Send + 'static,
+        A: Fn(String, Bytes) + Send + 'static,
     {
         let GateLink { tx, rx } = self;
         std::thread::Builder::new()
             .name("gate-downlinks".into())
-            .spawn(move || receive_downlinks(rx, deliver))
+            .spawn(move || receive_downlinks(rx, deliver, announce))
             .map_err(BrokerError::Thread)?;
         let (uplinks, queue) = mpsc::channel(uplink_buffer.max(1));
         std::thread::Builder::new()
@@ -121,7 +134,11 @@ fn publish_uplinks(mut link_tx: LinkTx, mut queue: mpsc::Receiver<(Bytes, Bytes)
     }
 }
 
-fn receive_downlinks<F: Fn(DeviceId, Bytes)>(mut link_rx: LinkRx, deliver: F) {
+fn receive_downlinks<F, A>(mut link_rx: LinkRx, deliver: F, announce: A)
+where
+    F: Fn(DeviceId, Bytes),
+    A: Fn(String, Bytes),
+{
     loop {
         let notification = match link_rx.recv() {
             Ok(Some(notification)) => notification,
@@ -133,11 +150,21 @@ fn receive_downlinks<F: Fn(DeviceId, Bytes)>(mut link_rx: LinkRx, deliver: F) {
         };
         match notification {
             Notification::Forward(forward) => {
-                match device_of(&forward.publish.topic, Direction::Down) {
-                    Some(device) => deliver(device, forward.publish.payload),
+                let publish = forward.publish;
+                if publish.topic.starts_with(INTEGRATION_PREFIX.as_bytes()) {
+                    match String::from_utf8(publish.topic.to_vec()) {
+                        Ok(topic) => announce(topic, publish.payload),
+                        Err(_) => {
+                            tracing::error!(topic = ?publish.topic, "integration topic is not UTF-8")
+                        }
+                    }
+                    continue;
+                }
+                match device_of(&publish.topic, Direction::Down) {
+                    Some(device) => deliver(device, publish.payload),
                     // Only the agent publishes to `down` topics, always with a valid id.
                     None => {
-                        tracing::error!(topic = ?forward.publish.topic, "downlink on an unexpected topic")
+                        tracing::error!(topic = ?publish.topic, "downlink on an unexpected topic")
                     }
                 }
             }

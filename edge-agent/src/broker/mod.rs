@@ -3,8 +3,10 @@
 //! rumqttd is the gateway's internal message bus and is never exposed to the network. Devices
 //! never connect to it: the gate speaks MQTT to them and moves their messages through its own
 //! local link ([`GateLink`]): it publishes each device's uplinks to `d/{id}/up` and is
-//! subscribed to `d/+/down`. The agent has a second link: uplinks from `d/+/up` arrive on a
-//! channel, downlinks to `d/{id}/down` go out through [`Downlinks`]. Both directions therefore
+//! subscribed to `d/+/down` and to `hallwatch/#` (integration messages, which the gate retains
+//! and serves to integrations). The agent has a second link: uplinks from `d/+/up` arrive on a
+//! channel, downlinks to `d/{id}/down` and integration messages to `hallwatch/…` go out
+//! through [`Downlinks`]. Both directions therefore
 //! pass through rumqttd's router (see ARCHITECTURE.md for why it is not one connection per
 //! device: rumqttd's per-connection state).
 //!
@@ -51,6 +53,9 @@ pub struct BrokerSettings {
     pub will_log_bytes: usize,
     /// The gate's `d/+/down` filter holds every downlink in one log, likewise.
     pub downlink_log_bytes: usize,
+    /// The gate's `hallwatch/#` filter holds every integration message (alert changes and
+    /// the status, JSON of up to a few tens of KiB) in one log, likewise.
+    pub integration_log_bytes: usize,
     /// Uplinks buffered between the broker thread and the agent before back-pressure.
     pub uplink_buffer: usize,
 }
@@ -69,6 +74,9 @@ impl Default for BrokerSettings {
             will_log_bytes: 512 * 1024,
             // ~1,000 downlinks of 64 bytes: the agent sends a few per device event.
             downlink_log_bytes: 128 * 1024,
+            // The gate hands each message to the hub without waiting; a burst of alert changes
+            // with large statuses must still fit.
+            integration_log_bytes: 1024 * 1024,
             uplink_buffer: 65_536,
         }
     }
@@ -183,6 +191,10 @@ fn config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
                     (link::UPLINK_FILTER, settings.uplink_log_bytes),
                     (link::WILL_FILTER, settings.will_log_bytes),
                     (gate_link::DOWNLINK_FILTER, settings.downlink_log_bytes),
+                    (
+                        gate_link::INTEGRATION_FILTER,
+                        settings.integration_log_bytes,
+                    ),
                 ]
                 .into_iter()
                 .map(|(filter, bytes)| {

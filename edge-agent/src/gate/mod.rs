@@ -1,28 +1,39 @@
-//! The device gate: the only thing on the school network that devices talk to.
+//! The device gate: the only thing on the school network that devices and integrations talk to.
 //!
 //! It owns the device-facing listener. Each connection is handshaken in its own task with a
-//! timeout, its client certificate verified against the gateway CA and CRL; the device id comes
-//! from the certificate. Its MQTT CONNECT must use that id. From then on the gate is the
-//! device's MQTT server: it checks every packet against the device's own topics, hands uplinks
-//! to the broker through the gate's local link and writes the device's downlinks, which the
-//! link's receiving thread dispatches through the registry (see [`crate::broker::GateLink`]).
-//! Connections are capped in total, while pending and per source address; a revoked device is
-//! disconnected when the CRL changes.
+//! timeout, its client certificate verified against the gateway CA and CRL; the identity comes
+//! from the certificate: a device, or an integration (OU `integration`, see
+//! [`crate::integration`]). A device's MQTT CONNECT must use its id. From then on the gate is
+//! the client's MQTT server. For a device it checks every packet against the device's own
+//! topics, hands uplinks to the broker through the gate's local link and writes the device's
+//! downlinks, which the link's receiving thread dispatches through the registry (see
+//! [`crate::broker::GateLink`]). For an integration it allows subscriptions under `hallwatch/`
+//! only and no publish at all, and writes the retained and live `hallwatch/…` messages the
+//! link hands to the hub. Connections are capped in total, while pending and per source
+//! address; a revoked device or integration is disconnected when the CRL changes.
 //!
 //! # Layout
 //! - `limits`: [`GateLimits`] and admission counting.
 //! - `tls`: server config, client verification, CRL reload.
-//! - `identity`: the device identity from its certificate.
+//! - `identity`: the device or integration identity from its certificate.
 //! - `registry`: connected devices (replacement, revocation, downlink dispatch).
 //! - `session`: one connection, from handshake to the CONNECT check and the end.
+//! - `wire`: reading, parsing and writing MQTT packets on one connection.
 //! - `mqtt`: the MQTT 3.1.1 server side of a connected device's session.
+//! - `retained`: the retained message per `hallwatch/` topic, bounded.
+//! - `hub`: connected integrations, their subscriptions and bounded queues; fan-out.
+//! - `integration`: the MQTT 3.1.1 server side of a connected integration's session.
 
+mod hub;
 mod identity;
+mod integration;
 mod limits;
 mod mqtt;
 mod registry;
+mod retained;
 mod session;
 mod tls;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +48,9 @@ use tokio_util::task::TaskTracker;
 use crate::broker::{BrokerError, GateLink, UplinkPublisher};
 pub use limits::GateLimits;
 pub use tls::TlsFiles;
+
+/// How often closed alerts are checked for having been retained long enough.
+const SWEEP_RETAINED: Duration = Duration::from_secs(60);
 
 /// How often the gate looks at `crl.pem` for changes. Revocation takes effect within this
 /// (plus a moment), well inside the 2 seconds promised.
@@ -80,6 +94,7 @@ struct GateState {
     tls: tls::TlsState,
     admission: Arc<limits::Admission>,
     registry: Arc<registry::Registry>,
+    integrations: Arc<hub::Hub>,
     uplink: UplinkPublisher,
 }
 
@@ -100,17 +115,22 @@ impl Gate {
                 source,
             })?;
         let registry = Arc::new(registry::Registry::default());
+        let integrations = Arc::new(hub::Hub::default());
         let dispatch = Arc::clone(&registry);
+        let announce = Arc::clone(&integrations);
         let uplink = link
-            .start(UPLINK_QUEUE, move |device, frame| {
-                dispatch.deliver(&device, frame);
-            })
+            .start(
+                UPLINK_QUEUE,
+                move |device, frame| dispatch.deliver(&device, frame),
+                move |topic, payload| announce.publish(topic, payload),
+            )
             .map_err(GateError::Link)?;
         let state = GateState {
             school,
             tls,
             admission: Arc::new(limits::Admission::new(limits)),
             registry,
+            integrations,
             uplink,
         };
         Ok(Gate {
@@ -135,6 +155,7 @@ impl Gate {
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         tracker.spawn(watch_crl(Arc::clone(&self.state), shutdown.clone()));
+        tracker.spawn(sweep_retained(Arc::clone(&self.state), shutdown.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -173,6 +194,16 @@ impl GateHandle {
         self.state.registry.len()
     }
 
+    /// Integrations connected (past CONNECT) right now.
+    pub fn connected_integrations(&self) -> usize {
+        self.state.integrations.len()
+    }
+
+    /// Topics under `hallwatch/` with a retained message right now.
+    pub fn retained_topics(&self) -> usize {
+        self.state.integrations.retained()
+    }
+
     /// Connections held right now, including those still handshaking.
     pub fn connections(&self) -> usize {
         self.state.admission.connections()
@@ -194,6 +225,23 @@ async fn watch_crl(state: Arc<GateState>, shutdown: CancellationToken) {
                     "disconnected devices whose certificates were revoked"
                 );
             }
+            let ended = state.integrations.end_revoked(&revoked);
+            if ended > 0 {
+                tracing::warn!(
+                    ended,
+                    "disconnected integrations whose certificates were revoked"
+                );
+            }
+        }
+    }
+}
+
+async fn sweep_retained(state: Arc<GateState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_RETAINED);
+    loop {
+        tokio::select! {
+            now = tick.tick() => state.integrations.sweep(now),
+            () = shutdown.cancelled() => return,
         }
     }
 }

@@ -17,28 +17,20 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Packet, PubAck, Publish, SubAck, SubscribeReasonCode, UnsubAck};
-use rumqttc::mqttbytes::{self, QoS};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
-use super::GateLimits;
 use super::limits::UplinkRate;
 use super::session::Ended;
+use super::wire::Wire;
 use crate::broker::{UpTopic, UplinkPublisher};
 
-/// How much is read from a socket at a time. A gateway holds thousands of mostly idle
-/// connections, so per-connection buffers start small and grow only under load.
-pub(super) const READ_CHUNK: usize = 1024;
-
-/// The longest a device may stay silent when its CONNECT asked for no keep-alive.
+/// The longest a client may stay silent when its CONNECT asked for no keep-alive.
 pub(super) const MAX_SILENCE: Duration = Duration::from_secs(300);
-
-/// How long a write to the device may take: a device that stops reading is disconnected
-/// instead of holding its session (and its downlinks) forever.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Downlinks written to the device in one go.
 const DOWNLINK_BATCH: usize = 8;
@@ -55,14 +47,9 @@ pub(super) fn silence_allowed(keep_alive: u16) -> Duration {
 /// One device's session. The caller owns the end conditions that come from outside
 /// (replacement, revocation, shutdown) and runs [`Session::serve`] against them.
 pub(super) struct Session<'a, S> {
-    pub(super) stream: S,
-    /// Bytes read from the device and not yet parsed.
-    pub(super) buf: BytesMut,
-    /// Bytes to write to the device.
-    pub(super) out: BytesMut,
+    pub(super) wire: Wire<S>,
     pub(super) up: UpTopic,
     pub(super) down: String,
-    pub(super) limits: &'a GateLimits,
     /// The device's own rate and the gate's total.
     pub(super) rates: [&'a UplinkRate; 2],
     pub(super) uplink: &'a UplinkPublisher,
@@ -76,24 +63,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// Serves the device until the session ends, and says why. Whatever is in `out` already
     /// (the CONNACK) goes first.
     pub(super) async fn serve(&mut self) -> Ended {
-        if let Err(ended) = self.flush().await {
+        if let Err(ended) = self.wire.flush().await {
             return ended;
         }
         let mut heard = Instant::now();
         loop {
-            // A burst may have grown the read buffer; an idle device should not keep it.
-            if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
-                self.buf = BytesMut::new();
-            }
-            self.buf.reserve(READ_CHUNK);
             let step = tokio::select! {
-                read = self.stream.read_buf(&mut self.buf) => match read {
-                    Ok(0) => Err(Ended::Closed),
-                    Ok(_) => {
+                read = self.wire.read() => match read {
+                    Ok(()) => {
                         heard = Instant::now();
                         self.handle_buffered().await
                     }
-                    Err(e) => Err(Ended::Io(e)),
+                    Err(ended) => Err(ended),
                 },
                 Some(frame) = self.downlinks.recv() => self.write_downlinks(frame).await,
                 () = tokio::time::sleep_until(heard + self.silence) => {
@@ -109,19 +90,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// Handles every complete packet in the read buffer, then writes the replies in one go.
     async fn handle_buffered(&mut self) -> Result<(), Ended> {
         let mut result = Ok(());
-        loop {
-            let packet = match Packet::read(&mut self.buf, self.limits.max_packet_bytes) {
-                Ok(packet) => packet,
-                Err(mqttbytes::Error::InsufficientBytes(_)) => break,
-                Err(e) => return Err(Ended::Malformed(e)),
-            };
+        while let Some(packet) = self.wire.next_packet()? {
             if let Err(ended) = self.handle(packet).await {
                 result = Err(ended);
                 break;
             }
         }
         // Replies to what came before a DISCONNECT or a violation still go out.
-        self.flush().await?;
+        self.wire.flush().await?;
         result
     }
 
@@ -156,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     .await
                     .map_err(|_| Ended::Broker)?;
                 if publish.qos == QoS::AtLeastOnce {
-                    self.reply(Packet::PubAck(PubAck::new(publish.pkid)))?;
+                    self.wire.reply(Packet::PubAck(PubAck::new(publish.pkid)))?;
                 }
                 Ok(())
             }
@@ -167,15 +143,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.subscribed = true;
                 let granted =
                     vec![SubscribeReasonCode::Success(QoS::AtMostOnce); subscribe.filters.len()];
-                self.reply(Packet::SubAck(SubAck::new(subscribe.pkid, granted)))
+                self.wire
+                    .reply(Packet::SubAck(SubAck::new(subscribe.pkid, granted)))
             }
             Packet::Unsubscribe(unsubscribe) => {
                 if unsubscribe.topics.contains(&self.down) {
                     self.subscribed = false;
                 }
-                self.reply(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
+                self.wire
+                    .reply(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
             }
-            Packet::PingReq => self.reply(Packet::PingResp),
+            Packet::PingReq => self.wire.reply(Packet::PingResp),
             Packet::Disconnect => Err(Ended::Disconnected),
             other => violation(format!("{other:?} from a device")),
         }
@@ -189,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         while let Some(frame) = next {
             if self.subscribed {
                 let publish = Publish::from_bytes(self.down.as_str(), QoS::AtMostOnce, frame);
-                self.reply(Packet::Publish(publish))?;
+                self.wire.reply(Packet::Publish(publish))?;
             }
             written += 1;
             next = if written < DOWNLINK_BATCH {
@@ -198,35 +176,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 None
             };
         }
-        self.flush().await
-    }
-
-    fn reply(&mut self, packet: Packet) -> Result<(), Ended> {
-        packet
-            .write(&mut self.out, usize::MAX)
-            .map(drop)
-            .map_err(Ended::Encode)
-    }
-
-    async fn flush(&mut self) -> Result<(), Ended> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let written = timeout(WRITE_TIMEOUT, async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Ended::Io(e)),
-            Err(_) => return Err(Ended::WriteTimeout),
-        }
-        if self.out.capacity() > 4 * READ_CHUNK {
-            self.out = BytesMut::new();
-        } else {
-            self.out.clear();
-        }
-        Ok(())
+        self.wire.flush().await
     }
 }

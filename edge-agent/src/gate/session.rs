@@ -1,9 +1,11 @@
-//! One device connection: TLS handshake, identity, the MQTT CONNECT check, then the device's
-//! MQTT session (`mqtt`) until it ends, and its last will if it ended abnormally.
+//! One connection: TLS handshake, identity, the MQTT CONNECT check, then the client's MQTT
+//! session until it ends: a device's (`mqtt`, and its last will if it ended abnormally) or an
+//! integration's (`integration`).
 //!
 //! What a device may do is fixed: connect with its certificate's id as client id, publish to
-//! `d/{id}/up`, subscribe to `d/{id}/down`, ping and disconnect. Anything else ends the
-//! connection (and only that connection).
+//! `d/{id}/up`, subscribe to `d/{id}/down`, ping and disconnect. An integration may connect with
+//! any client id but without a last will, subscribe under `hallwatch/`, ping and disconnect.
+//! Anything else ends the connection (and only that connection).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,24 +15,28 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
+use shared::ids::DeviceId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::GateState;
-use super::identity::DeviceIdentity;
+use super::identity::{Identity, Role};
 use super::limits::Pending;
-use super::mqtt::{self, READ_CHUNK};
+use super::wire::{READ_CHUNK, Wire};
+use super::{integration, mqtt};
 use crate::broker::UpTopic;
+use crate::integration::IntegrationId;
 
 /// How long a last will may wait for room in the uplink queue before it is given up.
 const WILL_WAIT: Duration = Duration::from_secs(5);
 /// How long closing the TLS stream may take; a peer that stopped reading cannot hold it.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Why a connection ended. Logged; never sent to the device.
+/// Why a connection ended. Logged; never sent to the client.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Ended {
     #[error("TLS handshake failed: {0}")]
@@ -97,13 +103,11 @@ pub(super) async fn run(
         .peer_certificates()
         .and_then(|c| c.first())
         .cloned();
-    let identity = DeviceIdentity::from_cert(&cert.ok_or(Ended::Identity("none".into()))?)
+    let identity = Identity::from_cert(&cert.ok_or(Ended::Identity("none".into()))?)
         .map_err(Ended::Identity)?;
     if identity.school_id != state.school {
         return Err(Ended::OtherSchool(identity.school_id.to_string()));
     }
-    let device = identity.device_id.clone();
-    let up = UpTopic::of(&device);
     let mut tls = tls;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let connect = match timeout(
@@ -115,7 +119,7 @@ pub(super) async fn run(
         Ok(packet) => packet?,
         Err(_) => return Err(Ended::ConnectTimeout),
     };
-    let (code, refused) = match check_connect(connect, &identity, &up) {
+    let (code, refused) = match check_connect(connect, &identity.role) {
         Ok(connect) => (ConnectReturnCode::Success, Ok(connect)),
         Err((code, why)) => (code, Err(why)),
     };
@@ -136,21 +140,46 @@ pub(super) async fn run(
         }
     };
     drop(pending);
+    let wire = Wire {
+        stream: tls,
+        buf,
+        out,
+        max_packet: limits.max_packet_bytes,
+    };
+    let serial = identity.serial;
+    match identity.role {
+        Role::Device(device) => {
+            serve_device(&state, wire, connect, device, serial, peer, shutdown).await
+        }
+        Role::Integration(integration) => {
+            serve_integration(&state, wire, &connect, &integration, serial, peer, shutdown).await
+        }
+    }
+}
+
+/// A device's session, from its accepted CONNECT to its end (and its last will).
+async fn serve_device(
+    state: &GateState,
+    wire: Wire<TlsStream<TcpStream>>,
+    connect: Connect,
+    device: DeviceId,
+    serial: Vec<u8>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), Ended> {
     // Registered before the CONNACK goes out: a device that has it is reachable.
-    let (registration, downlinks) = state.registry.register(&device, identity.serial.clone());
+    let (registration, downlinks) = state.registry.register(&device, serial);
     tracing::debug!(%device, %peer, keep_alive = connect.keep_alive, "device connected");
     // Copied so that the session does not keep the CONNECT's read buffer alive for it.
     let will = connect
         .last_will
         .map(|will| Bytes::copy_from_slice(&will.message));
+    let limits = state.admission.limits();
     let device_rate = super::limits::uplink_rate(limits.device_uplinks_per_s);
     let mut session = mqtt::Session {
-        stream: tls,
-        buf,
-        out,
-        up,
+        wire,
+        up: UpTopic::of(&device),
         down: format!("d/{device}/down"),
-        limits: &limits,
         rates: [&device_rate, &state.admission.total_uplinks],
         uplink: &state.uplink,
         downlinks,
@@ -163,9 +192,44 @@ pub(super) async fn run(
         () = shutdown.cancelled() => Ended::Shutdown,
     };
     if let Some(will) = will.filter(|_| ended.publishes_will()) {
-        publish_will(&state, &UpTopic::will_of(&device), will, &device).await;
+        publish_will(state, &UpTopic::will_of(&device), will, &device).await;
     }
-    let _ = timeout(CLOSE_WAIT, session.stream.shutdown()).await;
+    let _ = timeout(CLOSE_WAIT, session.wire.stream.shutdown()).await;
+    match ended {
+        Ended::Disconnected => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// An integration's session, from its accepted CONNECT to its end.
+async fn serve_integration(
+    state: &GateState,
+    wire: Wire<TlsStream<TcpStream>>,
+    connect: &Connect,
+    integration: &IntegrationId,
+    serial: Vec<u8>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), Ended> {
+    // Registered before the CONNACK goes out, like a device.
+    let registration = state.integrations.register(integration, serial);
+    tracing::info!(%integration, %peer, client_id = %connect.client_id, "integration connected");
+    let mut session = integration::Session {
+        wire,
+        hub: &state.integrations,
+        id: registration.id,
+        notify: std::sync::Arc::clone(&registration.notify),
+        silence: mqtt::silence_allowed(connect.keep_alive),
+        inflight: std::collections::VecDeque::new(),
+        next_pkid: 0,
+    };
+    let ended = tokio::select! {
+        ended = session.serve() => ended,
+        () = registration.end.cancelled() => Ended::Superseded,
+        () = shutdown.cancelled() => Ended::Shutdown,
+    };
+    let _ = timeout(CLOSE_WAIT, session.wire.stream.shutdown()).await;
+    tracing::info!(%integration, reason = %ended, "integration disconnected");
     match ended {
         Ended::Disconnected => Ok(()),
         other => Err(other),
@@ -204,11 +268,10 @@ async fn read_packet<S: AsyncRead + Unpin>(
     }
 }
 
-/// The device's CONNECT, or the CONNACK code and reason to refuse it with.
+/// The client's CONNECT, or the CONNACK code and reason to refuse it with.
 fn check_connect(
     packet: Packet,
-    identity: &DeviceIdentity,
-    up: &UpTopic,
+    role: &Role,
 ) -> Result<Connect, (ConnectReturnCode, &'static str)> {
     let Packet::Connect(connect) = packet else {
         return Err((
@@ -216,19 +279,33 @@ fn check_connect(
             "first packet is not CONNECT",
         ));
     };
-    if connect.client_id != identity.device_id.as_str() {
-        return Err((
-            ConnectReturnCode::BadClientId,
-            "client id is not the certificate's device id",
-        ));
-    }
-    if let Some(will) = &connect.last_will
-        && will.topic.as_bytes() != up.as_bytes()
-    {
-        return Err((
-            ConnectReturnCode::NotAuthorized,
-            "last will outside the device's up topic",
-        ));
+    match role {
+        Role::Device(device) => {
+            if connect.client_id != device.as_str() {
+                return Err((
+                    ConnectReturnCode::BadClientId,
+                    "client id is not the certificate's device id",
+                ));
+            }
+            if let Some(will) = &connect.last_will
+                && will.topic.as_bytes() != UpTopic::of(device).as_bytes()
+            {
+                return Err((
+                    ConnectReturnCode::NotAuthorized,
+                    "last will outside the device's up topic",
+                ));
+            }
+        }
+        // The client id is only a label here (the identity is the certificate's), so any
+        // MQTT client's default works. A will would be a publish, which integrations may not.
+        Role::Integration(_) => {
+            if connect.last_will.is_some() {
+                return Err((
+                    ConnectReturnCode::NotAuthorized,
+                    "an integration may not set a last will (it may not publish)",
+                ));
+            }
+        }
     }
     Ok(connect)
 }

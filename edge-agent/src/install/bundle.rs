@@ -5,7 +5,11 @@
 //! multi-line PEM values are ordinary quoted fields. NVS keys are at most 15 bytes and string
 //! values at most 4000 bytes, which the PEMs stay well within.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
+
+use super::{InstallError, io};
 
 /// The files in a bundle directory, in the order they are written.
 pub const BUNDLE_FILES: &[&str] = &[
@@ -83,6 +87,69 @@ pub fn nvs_csv(bundle: &BundleJson, pems: Pems<'_>) -> Result<Vec<u8>, csv::Erro
         writer.write_record(row)?;
     }
     writer.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// One file of a bundle: its name and text, and whether it is a secret (mode 0600).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BundleFile<'a> {
+    name: &'a str,
+    text: &'a str,
+    secret: bool,
+}
+
+impl<'a> BundleFile<'a> {
+    pub(super) fn public(name: &'a str, text: &'a str) -> Self {
+        BundleFile {
+            name,
+            text,
+            secret: false,
+        }
+    }
+
+    pub(super) fn secret(name: &'a str, text: &'a str) -> Self {
+        BundleFile {
+            name,
+            text,
+            secret: true,
+        }
+    }
+}
+
+/// Writes `files` into `out` (created if missing), none of which may exist yet; secrets are
+/// created with mode 0600. On failure the files already written are removed again (and `out`
+/// if it was created here), so a failed command leaves nothing behind.
+pub(super) fn write_bundle_files(
+    out: &Path,
+    files: &[BundleFile<'_>],
+) -> Result<Vec<PathBuf>, InstallError> {
+    let created_dir = !out.exists();
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let mut written = Vec::new();
+    let mut result = Ok(());
+    for file in files {
+        let path = out.join(file.name);
+        // Recorded before writing, so a half-written file is removed too; none of these files
+        // existed before (the callers check).
+        written.push(path.clone());
+        result = if file.secret {
+            crate::pki::write_key_file(&path, file.text).map_err(InstallError::from)
+        } else {
+            crate::files::write_new(&path, file.text.as_bytes()).map_err(io(&path))
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(e) = result {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+        if created_dir {
+            let _ = std::fs::remove_dir(out);
+        }
+        return Err(e);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

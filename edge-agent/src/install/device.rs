@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use shared::UnixMillis;
 use shared::ids::DeviceId;
 
-use super::bundle::{BundleJson, GatewayAddr, Pems, Topics, nvs_csv};
+use super::bundle::{
+    BundleFile, BundleJson, GatewayAddr, Pems, Topics, nvs_csv, write_bundle_files,
+};
 use super::{BUNDLE_FILES, CRL_FILE, InstallError, io};
 use crate::config::Config;
 use crate::pki::{self, Ca, Validity};
@@ -163,7 +165,7 @@ pub fn render_table(devices: &[DeviceRow]) -> String {
     table
 }
 
-fn date(t: UnixMillis) -> String {
+pub(super) fn date(t: UnixMillis) -> String {
     match time::OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000)) {
         Ok(dt) => dt.date().to_string(),
         Err(_) => t.to_string(),
@@ -183,50 +185,16 @@ fn date_time(t: UnixMillis) -> String {
     }
 }
 
-/// Writes the bundle's files; on failure removes the ones already written (and `out` if it
-/// was created here), so a failed `device add` leaves nothing behind.
+/// Writes the device bundle's files (all or none, see [`write_bundle_files`]).
 fn write_bundle(
     out: &Path,
     bundle: &BundleJson,
     ca_pem: &str,
     cert: &pki::IssuedCert,
 ) -> Result<Vec<PathBuf>, InstallError> {
-    let created_dir = !out.exists();
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let mut written = Vec::new();
-    let result = write_files(out, bundle, ca_pem, cert, &mut written);
-    if result.is_err() {
-        for path in &written {
-            let _ = std::fs::remove_file(path);
-        }
-        if created_dir {
-            let _ = std::fs::remove_dir(out);
-        }
-    }
-    result.map(|()| written)
-}
-
-fn write_files(
-    out: &Path,
-    bundle: &BundleJson,
-    ca_pem: &str,
-    cert: &pki::IssuedCert,
-    written: &mut Vec<PathBuf>,
-) -> Result<(), InstallError> {
-    let mut public = |name: &str, bytes: &[u8]| {
-        let path = out.join(name);
-        // Recorded before writing, so a half-written file is removed too; none of these
-        // files existed before (checked by `add_device`).
-        written.push(path.clone());
-        crate::files::write_new(&path, bytes).map_err(io(&path))
-    };
-    public("ca.pem", ca_pem.as_bytes())?;
-    public("device.pem", cert.cert_pem.as_bytes())?;
     let mut json =
         serde_json::to_string_pretty(bundle).map_err(|e| InstallError::Bundle(e.to_string()))?;
     json.push('\n');
-    public("bundle.json", json.as_bytes())?;
-    // device.key and nvs.csv (which holds the key too) are secrets: mode 0600.
     let pems = Pems {
         ca: ca_pem,
         cert: &cert.cert_pem,
@@ -234,10 +202,15 @@ fn write_files(
     };
     let nvs = nvs_csv(bundle, pems).map_err(|e| InstallError::Bundle(e.to_string()))?;
     let nvs = String::from_utf8(nvs).map_err(|e| InstallError::Bundle(e.to_string()))?;
-    for (name, text) in [("device.key", cert.key_pem.as_str()), ("nvs.csv", &nvs)] {
-        let path = out.join(name);
-        written.push(path.clone());
-        pki::write_key_file(&path, text)?;
-    }
-    Ok(())
+    // device.key and nvs.csv (which holds the key too) are secrets: mode 0600.
+    write_bundle_files(
+        out,
+        &[
+            BundleFile::public("ca.pem", ca_pem),
+            BundleFile::public("device.pem", &cert.cert_pem),
+            BundleFile::public("bundle.json", &json),
+            BundleFile::secret("device.key", &cert.key_pem),
+            BundleFile::secret("nvs.csv", &nvs),
+        ],
+    )
 }

@@ -1,10 +1,12 @@
 //! The installer's commands: `init` sets up a gateway's data directory, `device add`,
-//! `device list` and `device revoke` manage its devices. They compose [`crate::config`],
+//! `device list` and `device revoke` manage its devices, `integration add|list|revoke` its
+//! integrations (strobes, PA, signage). They compose [`crate::config`],
 //! [`crate::pki`] and [`crate::store`]; the binary only parses arguments and prints.
 
 mod bundle;
 mod device;
 mod init;
+mod integration;
 mod token;
 
 use std::path::PathBuf;
@@ -16,6 +18,10 @@ pub use device::{
     AddedDevice, RevokedDevice, add_device, list_devices, render_table, revoke_device,
 };
 pub use init::{InitOptions, Initialised, init};
+pub use integration::{
+    AddedIntegration, INTEGRATION_BUNDLE_FILES, RevokedIntegration, add_integration,
+    list_integrations, render_integrations, revoke_integration,
+};
 pub use token::{OPERATOR_TOKEN_FILE, ensure_operator_token};
 
 /// The CRL's file name inside the data directory.

@@ -1,5 +1,5 @@
-//! End-entity certificates signed by the gateway CA: the gateway's TLS server certificate and
-//! one client certificate per device.
+//! End-entity certificates signed by the gateway CA: the gateway's TLS server certificate, one
+//! client certificate per device and one per integration.
 
 use std::net::IpAddr;
 
@@ -10,6 +10,7 @@ use rcgen::{
 use shared::ids::{DeviceId, SchoolId};
 
 use super::{Ca, PkiError, Validity, to_offset};
+use crate::integration::{INTEGRATION_OU, IntegrationId};
 
 /// A freshly issued certificate and its private key, both PEM.
 pub struct IssuedCert {
@@ -63,6 +64,24 @@ pub fn device_cert(
     validity: Validity,
 ) -> Result<IssuedCert, PkiError> {
     let mut params = end_entity(device.to_string(), school, serial, validity)?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    issue(ca, &params)
+}
+
+/// An integration's client certificate: CN is the integration id, O the school id, and OU
+/// [`INTEGRATION_OU`], which is what tells the gate it is an integration and not a device
+/// (device certificates have no OU); ClientAuth only.
+pub fn integration_cert(
+    ca: &Ca,
+    school: &SchoolId,
+    integration: &IntegrationId,
+    serial: u64,
+    validity: Validity,
+) -> Result<IssuedCert, PkiError> {
+    let mut params = end_entity(integration.to_string(), school, serial, validity)?;
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, INTEGRATION_OU);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     issue(ca, &params)
 }

@@ -1,5 +1,5 @@
 //! The gateway's own certificate authority: the CA itself, the gateway's server certificate,
-//! device certificates and the CRL. No network, no SQL: serials and CRL numbers come in from
+//! device and integration certificates and the CRL. No network, no SQL: serials and CRL numbers come in from
 //! the store, PEM text goes out.
 //!
 //! This is the only module that uses rcgen.
@@ -10,6 +10,7 @@
 //!   should outlive the hardware.
 //! - Gateway server certificate: 5 years, re-issued with the appliance.
 //! - Device certificates: 5 years, about the service life of a battery-powered button.
+//! - Integration certificates: 5 years, like devices; revoke and re-add to replace one.
 //! - Every `not_before` is set one hour in the past, so a device or gateway whose clock is a
 //!   little behind does not see a freshly issued certificate as "not yet valid".
 
@@ -26,7 +27,7 @@ use time::OffsetDateTime;
 
 pub use ca::Ca;
 pub use crl::{Revoked, crl_pem};
-pub use issue::{IssuedCert, device_cert, server_cert};
+pub use issue::{IssuedCert, device_cert, integration_cert, server_cert};
 pub use keyfile::write_key_file;
 
 const BACKDATE: Duration = Duration::from_secs(60 * 60);
@@ -37,6 +38,8 @@ pub const CA_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 60 * 60);
 pub const SERVER_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 60 * 60);
 /// How long a device certificate is valid.
 pub const DEVICE_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 60 * 60);
+/// How long an integration's certificate is valid.
+pub const INTEGRATION_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 60 * 60);
 /// How long a CRL says it stays current. It is rewritten on every revocation; a long
 /// `nextUpdate` keeps an appliance that sees no revocation for years from ever holding a
 /// "stale" CRL.

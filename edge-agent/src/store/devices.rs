@@ -33,7 +33,7 @@ impl Store {
         not_after: UnixMillis,
         issue: impl FnOnce(u64) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let tx = self.write_transaction()?;
         let exists = tx
             .query_row(
                 "SELECT 1 FROM devices WHERE id = ?1",
@@ -83,7 +83,7 @@ impl Store {
         now: UnixMillis,
         write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let tx = self.write_transaction()?;
         let state: Option<String> = tx
             .query_row(
                 "SELECT state FROM devices WHERE id = ?1",
@@ -102,59 +102,67 @@ impl Store {
             (id.as_str(), now.get()),
         )
         .map_err(StoreError::from)?;
-        let newly_revoked = {
-            let mut stmt = tx
-                .prepare(
-                    "UPDATE certificates SET revoked_at = ?2 \
-                     WHERE device_id = ?1 AND revoked_at IS NULL RETURNING serial",
-                )
-                .map_err(StoreError::from)?;
-            let rows = stmt
-                .query_map((id.as_str(), now.get()), |r| r.get::<_, i64>(0))
-                .map_err(StoreError::from)?;
-            let mut serials = Vec::new();
-            for row in rows {
-                serials.push(serial_from(row.map_err(StoreError::from)?)?);
-            }
-            serials.sort_unstable();
-            serials
-        };
-        let number: i64 = tx
-            .query_row(
-                "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(StoreError::from)?;
-        let revoked = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT serial, revoked_at FROM certificates \
-                     WHERE revoked_at IS NOT NULL ORDER BY serial",
-                )
-                .map_err(StoreError::from)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(StoreError::from)?;
-            let mut revoked = Vec::new();
-            for row in rows {
-                let (serial, at) = row.map_err(StoreError::from)?;
-                revoked.push(Revoked {
-                    serial: serial_from(serial)?,
-                    at: UnixMillis::new(at),
-                });
-            }
-            revoked
-        };
-        let update = CrlUpdate {
-            number: serial_from(number)?,
-            revoked,
-            newly_revoked,
-        };
+        let newly_revoked = revoke_serials(
+            &tx,
+            "UPDATE certificates SET revoked_at = ?2 \
+             WHERE device_id = ?1 AND revoked_at IS NULL RETURNING serial",
+            id.as_str(),
+            now,
+        )?;
+        let update = crl_update(&tx, newly_revoked)?;
         let value = write_crl(&update)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }
+}
+
+/// Runs `sql` (an `UPDATE certificates … RETURNING serial` of one owner's certificates, `?1`
+/// the owner, `?2` the time) and returns the serials it revoked, in order.
+pub(super) fn revoke_serials(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    owner: &str,
+    now: UnixMillis,
+) -> Result<Vec<u64>, StoreError> {
+    let mut stmt = tx.prepare(sql)?;
+    let rows = stmt.query_map((owner, now.get()), |r| r.get::<_, i64>(0))?;
+    let mut serials = Vec::new();
+    for row in rows {
+        serials.push(serial_from(row?)?);
+    }
+    serials.sort_unstable();
+    Ok(serials)
+}
+
+/// Takes the next CRL number and lists every revoked certificate (devices' and integrations'
+/// alike: the gateway has one CRL), inside the revoking transaction.
+pub(super) fn crl_update(
+    tx: &rusqlite::Transaction<'_>,
+    newly_revoked: Vec<u64>,
+) -> Result<CrlUpdate, StoreError> {
+    let number: i64 = tx.query_row(
+        "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = tx.prepare(
+        "SELECT serial, revoked_at FROM certificates \
+         WHERE revoked_at IS NOT NULL ORDER BY serial",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut revoked = Vec::new();
+    for row in rows {
+        let (serial, at) = row?;
+        revoked.push(Revoked {
+            serial: serial_from(serial)?,
+            at: UnixMillis::new(at),
+        });
+    }
+    Ok(CrlUpdate {
+        number: serial_from(number)?,
+        revoked,
+        newly_revoked,
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_core",
         include_str!("../../../migrations/edge/0002_core.sql"),
     ),
+    (
+        "0003_integrations",
+        include_str!("../../../migrations/edge/0003_integrations.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.

@@ -7,6 +7,7 @@
 mod alerts;
 mod devices;
 mod events;
+mod integrations;
 mod list;
 mod migrate;
 mod model;
@@ -21,10 +22,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use shared::UnixMillis;
 use shared::ids::{DeviceId, SchoolId};
 
+use crate::integration::IntegrationId;
+
 pub use alerts::{AlertEventRow, AlertFilter, AlertRow, PressKey};
 pub use devices::CrlUpdate;
 pub use events::{StoredEvent, Topic};
-pub use model::{CertRole, DeviceKind, DeviceRow, DeviceState, NewDevice};
+pub use model::{
+    CertRole, DeviceKind, DeviceRow, DeviceState, IntegrationRow, IntegrationState, NewDevice,
+};
 pub use outbox::Lane;
 pub use profiles::{DeviceProfile, HealthUpdate, RoomRow};
 pub use telemetry::{DeviceStatusRow, OccupancyRow, SnapshotRow};
@@ -56,6 +61,12 @@ pub enum StoreError {
     UnknownDevice(DeviceId),
     #[error("device {0} is already revoked")]
     AlreadyRevoked(DeviceId),
+    #[error("integration {0} already exists (revoked integrations keep their id)")]
+    IntegrationExists(IntegrationId),
+    #[error("no integration {0} exists (see `edge-agent integration list`)")]
+    UnknownIntegration(IntegrationId),
+    #[error("integration {0} is already revoked")]
+    IntegrationAlreadyRevoked(IntegrationId),
 }
 
 /// How long a connection waits for another's write lock (a CLI command writing while the
@@ -117,6 +128,16 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Ok(Batch { tx })
+    }
+
+    /// A write transaction for the installer's commands, `IMMEDIATE` for the same reason as
+    /// [`Store::batch`]: they run while the agent writes, and a deferred transaction that read
+    /// before the agent committed could not upgrade to a write (SQLite answers "database is
+    /// locked" at once, without waiting).
+    fn write_transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
     }
 
     fn setup(conn: Connection) -> Result<Store, StoreError> {

@@ -7,6 +7,8 @@ use firmware_protocol::Label;
 use shared::UnixMillis;
 use shared::ids::DeviceId;
 
+use crate::integration::IntegrationId;
+
 /// What a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
@@ -72,6 +74,8 @@ pub enum CertRole {
     Server,
     /// A device's client certificate.
     Device,
+    /// An integration's client certificate.
+    Integration,
 }
 
 impl CertRole {
@@ -80,6 +84,7 @@ impl CertRole {
             CertRole::Ca => "ca",
             CertRole::Server => "server",
             CertRole::Device => "device",
+            CertRole::Integration => "integration",
         }
     }
 }
@@ -115,6 +120,42 @@ pub struct DeviceRow {
     pub revoked_at: Option<UnixMillis>,
     /// When it last connected; `None` until the gateway has seen it.
     pub last_seen_at: Option<UnixMillis>,
+    /// Serial of its newest certificate.
+    pub serial: u64,
+    /// When that certificate expires.
+    pub expires_at: UnixMillis,
+}
+
+/// Whether an integration may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationState {
+    /// Added and not revoked.
+    Active,
+    /// Revoked: its certificates are on the CRL.
+    Revoked,
+}
+
+impl IntegrationState {
+    /// The name used in the database and in `integration list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationState::Active => "active",
+            IntegrationState::Revoked => "revoked",
+        }
+    }
+}
+
+/// An integration, with its newest certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRow {
+    /// Its id (its certificate's CN).
+    pub id: IntegrationId,
+    /// Active or revoked.
+    pub state: IntegrationState,
+    /// When it was added.
+    pub created_at: UnixMillis,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixMillis>,
     /// Serial of its newest certificate.
     pub serial: u64,
     /// When that certificate expires.

@@ -241,8 +241,9 @@ impl Worker {
             }
             self.process(inputs);
         }
-        // Intake has stopped (the gate and the API close first); what is only in memory —
-        // the coalesced last_seen times — is written before the database closes.
+        self.drain().await;
+        // What is only in memory — the coalesced last_seen times — is written before the
+        // database closes.
         let flushed = self.store.batch().and_then(|tx| {
             self.state.telemetry.flush(&tx)?;
             tx.commit()
@@ -251,6 +252,37 @@ impl Worker {
             tracing::error!(error = %e, "cannot write device health on the way out");
         }
         tracing::info!("engine stopped");
+    }
+
+    /// At shutdown, after the gate has closed every connection: applies the frames devices had
+    /// already sent (the gate acknowledged them) until none has arrived for a moment, so a
+    /// stop loses no heartbeat or count. Bounded, so a stop always finishes.
+    async fn drain(&mut self) {
+        const QUIET: Duration = Duration::from_millis(50);
+        const LONGEST: Duration = Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + LONGEST;
+        let mut drained = 0usize;
+        while tokio::time::Instant::now() < deadline {
+            let first = match tokio::time::timeout(QUIET, self.uplinks.recv()).await {
+                Ok(Some(uplink)) => uplink,
+                Ok(None) | Err(_) => break,
+            };
+            let mut inputs = vec![Input::Uplink(first)];
+            while inputs.len() < MAX_BATCH {
+                match self.uplinks.try_recv() {
+                    Ok(uplink) => inputs.push(Input::Uplink(uplink)),
+                    Err(_) => break,
+                }
+            }
+            drained += inputs.len();
+            self.process(inputs);
+        }
+        if drained > 0 {
+            tracing::info!(
+                frames = drained,
+                "applied the frames received before the stop"
+            );
+        }
     }
 
     /// Applies `inputs` and the timers due in one transaction, then acts on the result.

@@ -214,6 +214,15 @@ async fn the_api_refuses_bad_requests_with_json_errors() {
         assert_eq!(status, want, "{path} {body}: {reply}");
         assert!(reply["error"].is_string());
     }
+    let delete = client
+        .delete(agent.url("/api/v1/alerts"))
+        .bearer_auth(&agent.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 405);
+    let body: Value = delete.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
     let long_note = format!(r#"{{"note": "{}"}}"#, "x".repeat(1_001));
     let (status, _) = agent
         .post(&format!("/api/v1/alerts/{unknown}/resolve"), &long_note)

@@ -24,20 +24,7 @@ async fn bad_frames_are_refused_and_change_nothing() {
 
     // Garbage, an empty payload, a frame of a protocol version we do not speak, a truncated
     // press, and a press with trailing bytes.
-    let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
-    let press = firmware_protocol::encode_uplink(
-        &firmware_protocol::Frame::new(
-            1,
-            1,
-            firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
-                pattern: PressPattern::Single,
-                press_seq: 1,
-            }),
-        ),
-        &mut buf,
-    )
-    .unwrap()
-    .to_vec();
+    let press = common::button::press_frame(1, 1, PressPattern::Single, 1);
     let mut future_version = press.clone();
     future_version[0] = 2;
     let mut trailing = press.clone();
@@ -82,20 +69,7 @@ async fn a_device_with_a_valid_certificate_but_no_registration_raises_nothing() 
     // The gate checks the certificate, not the registry: the engine is the line that holds.
     let mut raw = RawDevice::tls(agent.mqtt, tls).await.unwrap();
     assert!(raw.mqtt_connect("ghost-1").await.is_some());
-    let mut buf = [0u8; firmware_protocol::MAX_FRAME_LEN];
-    let press = firmware_protocol::encode_uplink(
-        &firmware_protocol::Frame::new(
-            1,
-            1,
-            firmware_protocol::Uplink::ButtonPress(firmware_protocol::ButtonPress {
-                pattern: PressPattern::Single,
-                press_seq: 1,
-            }),
-        ),
-        &mut buf,
-    )
-    .unwrap()
-    .to_vec();
+    let press = common::button::press_frame(1, 1, PressPattern::Single, 1);
     raw.publish("d/ghost-1/up", &press).await.unwrap();
     // The refusal is logged with its reason once the engine has taken the frame in.
     let deadline = tokio::time::Instant::now() + WAIT;

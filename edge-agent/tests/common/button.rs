@@ -14,6 +14,15 @@ use rumqttc::mqttbytes::v4::{Connect, LastWill, Packet, PubAck, Publish};
 
 use super::device::{RawDevice, connected_with};
 
+/// The bytes of a press frame, as firmware sends it.
+pub(crate) fn press_frame(boot: u32, seq: u32, pattern: PressPattern, press_seq: u32) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let body = Uplink::ButtonPress(ButtonPress { pattern, press_seq });
+    encode_uplink(&Frame::new(boot, seq, body), &mut buf)
+        .unwrap()
+        .to_vec()
+}
+
 /// A connected device with its own frame counters.
 pub(crate) struct FwDevice {
     pub(crate) raw: RawDevice,

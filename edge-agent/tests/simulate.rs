@@ -267,9 +267,10 @@ async fn simulate_against_the_running_agent_shows_alerts_counts_and_health() {
         .iter()
         .map(|a| a["press_count"].as_u64().unwrap())
         .sum();
-    assert_eq!(
-        pressed, presses,
-        "every distinct press is counted in an alert"
+    // The unanswered one, if any, may never have left the simulator.
+    assert!(
+        (presses - pending..=presses).contains(&pressed),
+        "every distinct press is counted in an alert: {pressed} of {presses} ({pending} pending)"
     );
     let (_, devices) = agent.get("/api/v1/devices").await;
     let online = devices["devices"]

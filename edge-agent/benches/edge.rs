@@ -15,8 +15,10 @@
 //!   device. The achieved rate counts uplinks the gate acknowledged, over the time until the
 //!   engine answered a press sent after the last of them (the path is one FIFO from the gate to
 //!   the engine, so everything before it was processed).
-//! - **Memory:** VmRSS of the agent with the 1,000 buttons connected, after the load, and its
-//!   peak (VmHWM).
+//! - **Memory:** VmRSS of the agent with the 1,000 buttons connected, after the presses, after
+//!   the load, and its peak (VmHWM).
+//! - **Context:** the disk's fsync time (a probe before the agent starts), the 1-minute load
+//!   average of the machine, and the CPU the agent and this process used in each phase.
 //!
 //! A press without its `PressAck` within 5 s is lost, likewise an event; losses are figures.
 //! The load generator runs in this process on the same 2 cores as the agent, so every latency
@@ -29,35 +31,21 @@
 #[path = "../tests/common/device.rs"]
 #[allow(dead_code)]
 mod device;
+#[path = "edge/fleet.rs"]
+mod fleet;
 #[path = "../tests/common/net.rs"]
 mod net;
+#[path = "edge/setup.rs"]
+mod setup;
+#[path = "edge/stream.rs"]
+mod stream;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use device::{RawDevice, bundle_tls};
-use edge_agent::config::Config;
-use edge_agent::install::{InitOptions, add_device, init};
-use edge_agent::store::{DeviceKind, Lane, NewDevice, RoomRow, SnapshotRow};
-use edge_agent::view::{SnapshotView, to_json};
-use firmware_protocol::{
-    ButtonPress, Downlink, FirmwareVersion, Frame, Heartbeat, Label, MAX_FRAME_LEN, Occupancy,
-    PressPattern, Uplink, decode_downlink, encode_uplink,
-};
-use net::{Killed, free_port, wait_listening};
-use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Packet, Publish};
-use rumqttc::mqttbytes::{self, QoS};
-use shared::sync::RecordBody;
-use shared::{SchoolSnapshot, SnapshotCounts, UnixMillis};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_rustls::client::TlsStream;
+use fleet::{Command, Device, Shared, boot_heartbeats, index, press, wait_drained};
 
 const BUTTONS: usize = 1_000;
 /// One camera per room; the buttons are spread over the same rooms.
@@ -88,14 +76,17 @@ fn main() {
 
 async fn run() {
     let tmp = tempfile::tempdir().unwrap();
+    let fsync = setup::fsync_times(tmp.path());
+    println!("figure disk_fsync_p50 {:.3} ms", quantile(&fsync, 0.50));
+    println!("figure disk_fsync_p99 {:.3} ms", quantile(&fsync, 0.99));
     let data = tmp.path().join("gw");
-    let (mqtt, http) = provision(&data);
+    let (mqtt, http) = setup::provision(&data);
     let bundles: Vec<PathBuf> = (0..BUTTONS + CAMERAS)
-        .map(|n| add(&data, tmp.path(), n))
+        .map(|n| setup::add(&data, tmp.path(), n))
         .collect();
-    let stored = store_a_day_of_snapshots(&data);
+    let stored = setup::store_a_day_of_snapshots(&data);
     eprintln!("edge bench: {stored} snapshots stored; starting the agent");
-    let agent = start_agent(&data, mqtt, http).await;
+    let agent = setup::start_agent(&data, mqtt, http).await;
     let pid = agent.0.id();
     eprintln!("edge bench: agent pid {pid}");
     let shared = Arc::new(Shared::new());
@@ -115,18 +106,24 @@ async fn run() {
     }
     boot_heartbeats(&fleet, &shared).await;
     let token = std::fs::read_to_string(data.join("operator-token")).unwrap();
-    let sse = tokio::spawn(read_events(
+    let sse = tokio::spawn(stream::read_events(
         http,
         token.trim().to_owned(),
         Arc::clone(&shared),
     ));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let cpu = Cpu::start(pid, "quiet");
     press(&fleet, 1).await;
+    cpu.report();
     wait_for_answers(&shared, 1).await;
     report("edge_press", &shared, 1);
+    println!(
+        "figure agent_rss_after_presses {:.1} MB",
+        rss_mb(pid, "VmRSS:")
+    );
 
-    loaded(&fleet, &shared).await;
+    loaded(&fleet, &shared, pid).await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!(
@@ -135,30 +132,17 @@ async fn run() {
     );
     println!("figure agent_rss_peak {:.1} MB", rss_mb(pid, "VmHWM:"));
     sse.abort();
-    let log = std::fs::read_to_string(data.join("agent.log")).unwrap_or_default();
-    let problems: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        // `wait_listening` opens and closes a TCP connection before the agent is ready.
-        .filter(|l| !l.contains("Error while handling MQTT connect packet"))
-        .collect();
-    if !problems.is_empty() {
-        eprintln!(
-            "edge bench: the agent logged {} warnings or errors:",
-            problems.len()
-        );
-        for line in problems.iter().take(10) {
-            eprintln!("  {line}");
-        }
-    }
+    show_agent_problems(&std::fs::read_to_string(data.join("agent.log")).unwrap_or_default());
     drop(fleet);
     drop(agent);
 }
 
 /// Presses during the background load; prints the uplink rates and the press latencies.
-async fn loaded(fleet: &[Device], shared: &Shared) {
+async fn loaded(fleet: &[Device], shared: &Shared, pid: u32) {
     let before = shared.pubacks.load(Ordering::Relaxed);
     let skipped = shared.skipped.load(Ordering::Relaxed);
+    println!("figure machine_load_1m {:.2} runnable", load_average());
+    let cpu = Cpu::start(pid, "loaded");
     let started = Instant::now();
     for device in fleet {
         device.send(Command::Load(true));
@@ -169,6 +153,7 @@ async fn loaded(fleet: &[Device], shared: &Shared) {
         device.send(Command::Load(false));
     }
     let window = started.elapsed();
+    cpu.report();
     let accepted = shared.pubacks.load(Ordering::Relaxed) - before;
     wait_drained(fleet).await;
     // Everything the gate acknowledged before this press is through the engine once its
@@ -200,489 +185,6 @@ async fn loaded(fleet: &[Device], shared: &Shared) {
         shared.skipped.load(Ordering::Relaxed) - skipped
     );
     report("edge_load_press", shared, PER_PHASE + 1);
-}
-
-// === Setup ===
-
-fn device_id(n: usize) -> String {
-    if n < BUTTONS {
-        format!("btn-{n:04}")
-    } else {
-        format!("cam-{:02}", n - BUTTONS)
-    }
-}
-
-fn room(n: usize) -> Label {
-    Label::new(&format!("R-{:02}", n % CAMERAS)).unwrap()
-}
-
-/// An initialised gateway whose `agent.toml` has the rooms, loopback listeners and an
-/// escalation time beyond the benchmark's length; returns the listeners.
-fn provision(data: &Path) -> (SocketAddr, SocketAddr) {
-    init(InitOptions {
-        data_dir: data.to_owned(),
-        school_id: "bench-school".parse().unwrap(),
-        school_name: "Bench School".into(),
-        hostnames: vec!["localhost".into()],
-        ips: vec!["127.0.0.1".parse().unwrap()],
-        mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-    })
-    .unwrap();
-    let mut config = Config::load(data).unwrap();
-    let mqtt: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    config.mqtt_listen = mqtt;
-    config.http_listen = http;
-    config.alerts.escalate_after = Duration::from_secs(3_600);
-    config.rooms = (0..CAMERAS)
-        .map(|n| RoomRow {
-            id: room(n),
-            building: Some("A".into()),
-            floor: Some((n / 10).to_string()),
-            capacity: Some(40),
-        })
-        .collect();
-    std::fs::write(data.join("agent.toml"), config.to_toml()).unwrap();
-    (mqtt, http)
-}
-
-fn add(data: &Path, tmp: &Path, n: usize) -> PathBuf {
-    let out = tmp.join(device_id(n));
-    let device = NewDevice {
-        id: device_id(n).parse().unwrap(),
-        kind: if n < BUTTONS {
-            DeviceKind::Button
-        } else {
-            DeviceKind::Camera
-        },
-        room: room(n),
-    };
-    add_device(data, &device, &out).unwrap();
-    out
-}
-
-/// Writes the past day's snapshots as the engine would have: every 30 s a heartbeat snapshot,
-/// every 5 min a scheduled one, each with its stream event and outbox record. Test setup,
-/// before the agent opens the database; returns how many.
-fn store_a_day_of_snapshots(data: &Path) -> usize {
-    let mut db = rusqlite::Connection::open(data.join(edge_agent::store::DB_FILE)).unwrap();
-    let tx = db.transaction().unwrap();
-    let now = UnixMillis::now().get();
-    let mut written = 0;
-    for (kind, every_s, count) in [("heartbeat", 30, 2_880), ("scheduled", 300, 288)] {
-        for i in (1..=count).rev() {
-            let at = UnixMillis::new(now - i64::from(i) * every_s * 1_000);
-            let counts = SnapshotCounts {
-                students_total: 900,
-                students_present: 850 - i % 50,
-                teachers_present: 40,
-                active_alerts: 0,
-                devices_online: 1_040,
-                devices_offline: 0,
-            };
-            let row = SnapshotRow {
-                snapshot: SchoolSnapshot::new("bench-school".parse().unwrap(), at, counts),
-                kind: kind.into(),
-                stale_rooms: Vec::new(),
-            };
-            let s = &row.snapshot;
-            tx.execute(
-                "INSERT INTO snapshots (at, kind, students_total, students_present, \
-                     students_absent, teachers_present, active_alerts, devices_online, \
-                     devices_offline, stale_rooms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '')",
-                rusqlite::params![
-                    at.get(),
-                    kind,
-                    s.students_total,
-                    s.students_present,
-                    s.students_absent,
-                    s.teachers_present,
-                    s.active_alerts,
-                    s.devices_online,
-                    s.devices_offline,
-                ],
-            )
-            .unwrap();
-            tx.execute(
-                "INSERT INTO events (at, topic, data) VALUES (?1, 'snapshot', ?2)",
-                (at.get(), to_json(&SnapshotView::from(&row))),
-            )
-            .unwrap();
-            let body = RecordBody::Snapshot(row.snapshot.clone());
-            tx.execute(
-                "INSERT INTO outbox (lane, at, body) VALUES (?1, ?2, ?3)",
-                (
-                    Lane::of(&body).as_str(),
-                    at.get(),
-                    postcard::to_stdvec(&body).unwrap(),
-                ),
-            )
-            .unwrap();
-            written += 1;
-        }
-    }
-    tx.commit().unwrap();
-    written
-}
-
-async fn start_agent(data: &Path, mqtt: SocketAddr, http: SocketAddr) -> Killed {
-    let log = std::fs::File::create(data.join("agent.log")).unwrap();
-    let mut agent = Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-            .args(["run", "--data-dir"])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Some(status) = agent.0.try_wait().unwrap() {
-        let log = std::fs::read_to_string(data.join("agent.log")).unwrap_or_default();
-        panic!("edge-agent run exited ({status}):\n{log}");
-    }
-    wait_listening(mqtt).await;
-    wait_listening(http).await;
-    agent
-}
-
-// === The devices ===
-
-/// What the benchmark records, shared by every task. Times are nanoseconds since `origin`
-/// plus one (0: not yet); presses are indexed by [`index`].
-struct Shared {
-    origin: Instant,
-    sent: Vec<AtomicU64>,
-    acked: Vec<AtomicU64>,
-    streamed: Vec<AtomicU64>,
-    pubacks: AtomicU64,
-    skipped: AtomicU64,
-}
-
-impl Shared {
-    fn new() -> Shared {
-        let slots = || {
-            (0..BUTTONS * MAX_PRESS_SEQ as usize)
-                .map(|_| AtomicU64::new(0))
-                .collect()
-        };
-        Shared {
-            origin: Instant::now(),
-            sent: slots(),
-            acked: slots(),
-            streamed: slots(),
-            pubacks: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-        }
-    }
-
-    /// Records now in `slot` unless something is there already (the first answer counts).
-    fn stamp(&self, slot: &AtomicU64, at: Instant) {
-        let nanos = u64::try_from(at.duration_since(self.origin).as_nanos()).unwrap() + 1;
-        let _ = slot.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    fn at(&self, slot: &AtomicU64) -> Option<Instant> {
-        match slot.load(Ordering::Relaxed) {
-            0 => None,
-            nanos => Some(self.origin + Duration::from_nanos(nanos - 1)),
-        }
-    }
-}
-
-/// The slot of button `device`'s press `press_seq` (1-based).
-fn index(device: usize, press_seq: u32) -> usize {
-    (press_seq as usize - 1) * BUTTONS + device
-}
-
-enum Command {
-    Press(u32),
-    Heartbeat,
-    /// Start or stop the background load.
-    Load(bool),
-    /// A frame of the background load (from the device's own timer): a heartbeat from a
-    /// button, an occupancy report from a camera.
-    LoadFrame,
-}
-
-/// A connected device: its writer task takes commands, its reader task PUBACKs and downlinks.
-struct Device {
-    commands: mpsc::UnboundedSender<Command>,
-    in_flight: Arc<AtomicU32>,
-}
-
-impl Device {
-    async fn connect(addr: SocketAddr, bundle: &Path, n: usize, shared: &Arc<Shared>) -> Device {
-        let id = device_id(n);
-        let mut raw = RawDevice::tls(addr, bundle_tls(bundle)).await.unwrap();
-        let mut connect = Connect::new(id.as_str());
-        connect.keep_alive = 60;
-        let ack = raw.mqtt_connect_with(connect).await.expect("CONNACK");
-        assert_eq!(ack.code, ConnectReturnCode::Success);
-        raw.subscribe(&format!("d/{id}/down")).await.unwrap();
-        let (reader, writer) = tokio::io::split(raw.into_stream());
-        let (commands, rx) = mpsc::unbounded_channel();
-        let in_flight = Arc::new(AtomicU32::new(0));
-        tokio::spawn(read(reader, n, Arc::clone(shared), Arc::clone(&in_flight)));
-        tokio::spawn(write(
-            writer,
-            n,
-            rx,
-            Arc::clone(shared),
-            Arc::clone(&in_flight),
-        ));
-        Device {
-            commands,
-            in_flight,
-        }
-    }
-
-    fn send(&self, command: Command) {
-        self.commands.send(command).unwrap();
-    }
-}
-
-async fn write(
-    mut writer: WriteHalf<TlsStream<TcpStream>>,
-    n: usize,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    shared: Arc<Shared>,
-    in_flight: Arc<AtomicU32>,
-) {
-    let topic = format!("d/{}/up", device_id(n));
-    let per_s = if n < BUTTONS {
-        HEARTBEATS_PER_S / BUTTONS as u64
-    } else {
-        OCCUPANCY_PER_S / CAMERAS as u64
-    };
-    let period = Duration::from_nanos(1_000_000_000 / per_s);
-    let mut load: Option<tokio::time::Interval> = None;
-    let (mut pkid, mut seq, mut count) = (1u16, 0u32, 0u16);
-    let mut out = BytesMut::new();
-    loop {
-        let tick = async {
-            match load.as_mut() {
-                Some(interval) => interval.tick().await,
-                None => std::future::pending().await,
-            }
-        };
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            _ = tick => {
-                if in_flight.load(Ordering::Relaxed) >= WINDOW {
-                    shared.skipped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                Some(Command::LoadFrame)
-            }
-        };
-        let (body, press) = match command {
-            None => return,
-            Some(Command::Load(on)) => {
-                // Spread the devices' first ticks over one period.
-                let offset = period.mul_f64(n as f64 / (BUTTONS + CAMERAS) as f64);
-                load = on.then(|| {
-                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
-                });
-                continue;
-            }
-            Some(Command::Press(press_seq)) => (
-                Uplink::ButtonPress(ButtonPress {
-                    pattern: PressPattern::Single,
-                    press_seq,
-                }),
-                Some(press_seq),
-            ),
-            Some(Command::Heartbeat) => (heartbeat(), None),
-            Some(Command::LoadFrame) if n < BUTTONS => (heartbeat(), None),
-            Some(Command::LoadFrame) => {
-                count = (count + 1) % 10;
-                (
-                    Uplink::Occupancy(Occupancy {
-                        room: room(n),
-                        students: 20 + count,
-                        adults: 1,
-                        confidence_pct: 90,
-                    }),
-                    None,
-                )
-            }
-        };
-        seq += 1;
-        pkid = pkid % u16::MAX + 1;
-        let mut buf = [0u8; MAX_FRAME_LEN];
-        let frame = encode_uplink(&Frame::new(BOOT, seq, body), &mut buf).unwrap();
-        let mut publish = Publish::new(topic.as_str(), QoS::AtLeastOnce, frame.to_vec());
-        publish.pkid = pkid;
-        out.clear();
-        Packet::Publish(publish).write(&mut out, 1 << 20).unwrap();
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        if let Some(press_seq) = press {
-            shared.stamp(&shared.sent[index(n, press_seq)], Instant::now());
-        }
-        if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
-            eprintln!("edge bench: {} lost its connection", device_id(n));
-            return;
-        }
-    }
-}
-
-fn heartbeat() -> Uplink {
-    Uplink::Heartbeat(Heartbeat {
-        uptime_s: 600,
-        firmware: FirmwareVersion {
-            major: 1,
-            minor: 2,
-            patch: 3,
-        },
-        battery_mv: 3_900,
-        rssi_dbm: -60,
-        free_heap: 100_000,
-    })
-}
-
-async fn read(
-    mut reader: ReadHalf<TlsStream<TcpStream>>,
-    n: usize,
-    shared: Arc<Shared>,
-    in_flight: Arc<AtomicU32>,
-) {
-    let mut buf = BytesMut::with_capacity(4 * 1024);
-    loop {
-        match Packet::read(&mut buf, 1 << 20) {
-            Ok(Packet::PubAck(_)) => {
-                in_flight.fetch_sub(1, Ordering::Relaxed);
-                shared.pubacks.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Packet::Publish(publish)) => {
-                let now = Instant::now();
-                let Ok(frame) = decode_downlink(&publish.payload) else {
-                    panic!("{}: undecodable downlink", device_id(n));
-                };
-                if let Downlink::PressAck(ack) = frame.body
-                    && ack.press_boot == BOOT
-                    && n < BUTTONS
-                    && (1..=MAX_PRESS_SEQ).contains(&ack.press_seq)
-                {
-                    shared.stamp(&shared.acked[index(n, ack.press_seq)], now);
-                }
-            }
-            Ok(_) => {}
-            Err(mqttbytes::Error::InsufficientBytes(_)) => {
-                buf.reserve(4 * 1024);
-                if reader.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                    return;
-                }
-            }
-            Err(e) => panic!("{}: bad packet from the gate: {e}", device_id(n)),
-        }
-    }
-}
-
-/// Every device sends a heartbeat; waits until the gate acknowledged them all.
-async fn boot_heartbeats(fleet: &[Device], shared: &Shared) {
-    let want = shared.pubacks.load(Ordering::Relaxed) + fleet.len() as u64;
-    for device in fleet {
-        device.send(Command::Heartbeat);
-    }
-    let deadline = Instant::now() + STALL;
-    while shared.pubacks.load(Ordering::Relaxed) < want {
-        assert!(
-            Instant::now() < deadline,
-            "boot heartbeats not acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Other devices' frames may have been counted too; wait for this fleet's own.
-    wait_drained(fleet).await;
-}
-
-/// Waits until no device has an unacknowledged uplink.
-async fn wait_drained(fleet: &[Device]) {
-    let deadline = Instant::now() + STALL;
-    while fleet
-        .iter()
-        .any(|d| d.in_flight.load(Ordering::Relaxed) > 0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "uplinks unacknowledged for {STALL:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// One phase's presses, `PRESSES_PER_S` a second round-robin over the buttons, numbered from
-/// `first_seq`.
-async fn press(fleet: &[Device], first_seq: u32) {
-    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / PRESSES_PER_S));
-    let started = Instant::now();
-    for n in 0..PRESSES_PER_S * PRESS_SECONDS {
-        ticker.tick().await;
-        let device = (n % BUTTONS as u64) as usize;
-        let seq = first_seq + (n / BUTTONS as u64) as u32;
-        fleet[device].send(Command::Press(seq));
-    }
-    let took = started.elapsed();
-    if took > Duration::from_secs(PRESS_SECONDS) + Duration::from_millis(500) {
-        eprintln!("edge bench: the presses took {took:?} to send (the generator lagged)");
-    }
-}
-
-// === The event stream ===
-
-#[derive(serde::Deserialize)]
-struct AlertJson {
-    device_id: Option<String>,
-    press_count: u32,
-}
-
-/// Reads `GET /api/v1/events` and stamps each alert event's press (by device and
-/// `press_count`).
-async fn read_events(http: SocketAddr, token: String, shared: Arc<Shared>) {
-    let client = reqwest::Client::new();
-    let mut response = client
-        .get(format!("http://{http}/api/v1/events"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "the event stream opens");
-    let mut buf: Vec<u8> = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let now = Instant::now();
-        buf.extend_from_slice(&chunk);
-        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-            let block: Vec<u8> = buf.drain(..end + 2).collect();
-            let block = String::from_utf8_lossy(&block);
-            let field = |name: &str| {
-                block
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(str::trim)
-            };
-            if field("event:") != Some("alert") {
-                continue;
-            }
-            let Some(data) = field("data:") else {
-                continue;
-            };
-            let alert: AlertJson = serde_json::from_str(data).unwrap();
-            let device = alert
-                .device_id
-                .as_deref()
-                .and_then(|id| id.strip_prefix("btn-"))
-                .and_then(|n| n.parse::<usize>().ok());
-            if let Some(device) = device
-                && (1..=MAX_PRESS_SEQ).contains(&alert.press_count)
-            {
-                shared.stamp(&shared.streamed[index(device, alert.press_count)], now);
-            }
-        }
-    }
-    eprintln!("edge bench: the event stream ended");
 }
 
 // === Figures ===
@@ -726,13 +228,12 @@ fn report(prefix: &str, shared: &Shared, first_seq: u32) {
             }
         }
         latencies.sort_by(f64::total_cmp);
-        let pick = |q: f64| {
-            let rank = ((latencies.len() as f64 * q).ceil() as usize).max(1);
-            latencies.get(rank - 1).copied().unwrap_or(f64::NAN)
-        };
-        println!("figure {prefix}_{what}_p50 {:.3} ms", pick(0.50));
-        println!("figure {prefix}_{what}_p99 {:.3} ms", pick(0.99));
-        println!("figure {prefix}_{what}_max {:.3} ms", pick(1.0));
+        for (name, q) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
+            println!(
+                "figure {prefix}_{what}_{name} {:.3} ms",
+                quantile(&latencies, q)
+            );
+        }
         println!("figure {prefix}_{what}_lost {lost} presses");
     }
 }
@@ -746,4 +247,80 @@ fn rss_mb(pid: u32, field: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap();
     kb / 1024.0
+}
+
+/// The `q` quantile of sorted `values` (nearest rank); NaN when there are none.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).max(1);
+    sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
+}
+
+/// CPU time of the agent and of this process (the load generator) over one phase.
+struct Cpu {
+    pid: u32,
+    phase: &'static str,
+    started: Instant,
+    agent: f64,
+    bench: f64,
+}
+
+impl Cpu {
+    fn start(pid: u32, phase: &'static str) -> Cpu {
+        Cpu {
+            pid,
+            phase,
+            started: Instant::now(),
+            agent: cpu_seconds(&pid.to_string()),
+            bench: cpu_seconds("self"),
+        }
+    }
+
+    /// Prints both as a percentage of one core.
+    fn report(self) {
+        let wall = self.started.elapsed().as_secs_f64();
+        let agent = cpu_seconds(&self.pid.to_string()) - self.agent;
+        let bench = cpu_seconds("self") - self.bench;
+        let phase = self.phase;
+        println!("figure agent_cpu_{phase} {:.0} %", agent / wall * 100.0);
+        println!("figure bench_cpu_{phase} {:.0} %", bench / wall * 100.0);
+    }
+}
+
+/// User plus system time of every thread of `/proc/{pid}`, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // USER_HZ: /proc reports clock ticks of 1/100 s on Linux regardless of the kernel's HZ.
+    ticks / 100.0
+}
+
+fn load_average() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Passes on what the agent logged as a warning or an error (the log is `RUST_LOG=warn`).
+fn show_agent_problems(log: &str) {
+    let problems: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        // `wait_listening` opens and closes a TCP connection before the agent is ready.
+        .filter(|l| !l.contains("Error while handling MQTT connect packet"))
+        .collect();
+    if !problems.is_empty() {
+        eprintln!(
+            "edge bench: the agent logged {} warnings or errors:",
+            problems.len()
+        );
+        for line in problems.iter().take(10) {
+            eprintln!("  {line}");
+        }
+    }
 }

@@ -18,7 +18,8 @@
 //! - **Memory:** VmRSS of the agent with the 1,000 buttons connected, after the presses, after
 //!   the load, and its peak (VmHWM).
 //! - **Context:** the disk's fsync time (a probe before the agent starts), the 1-minute load
-//!   average of the machine, and the CPU the agent and this process used in each phase.
+//!   average of the machine, and the CPU the agent, this process and everything else used in
+//!   each phase.
 //!
 //! A press without its `PressAck` within 5 s is lost, likewise an event; losses are figures.
 //! The load generator runs in this process on the same 2 cores as the agent, so every latency
@@ -153,7 +154,7 @@ async fn loaded(fleet: &[Device], shared: &Shared, pid: u32) {
         device.send(Command::Load(false));
     }
     let window = started.elapsed();
-    cpu.report();
+    let [agent, bench, others] = cpu.report();
     let accepted = shared.pubacks.load(Ordering::Relaxed) - before;
     wait_drained(fleet).await;
     // Everything the gate acknowledged before this press is through the engine once its
@@ -184,7 +185,12 @@ async fn loaded(fleet: &[Device], shared: &Shared, pid: u32) {
         "figure edge_load_window_full_skips {} frames",
         shared.skipped.load(Ordering::Relaxed) - skipped
     );
-    report("edge_load_press", shared, PER_PHASE + 1);
+    let (p50, p99) = report("edge_load_press", shared, PER_PHASE + 1);
+    // One line per run, so that the spread of the medians can be read against the machine.
+    eprintln!(
+        "edge bench: loaded: PressAck p50 {p50:.1} ms, p99 {p99:.1} ms; CPU % of one core: \
+         agent {agent:.0}, load generator {bench:.0}, others {others:.0}"
+    );
 }
 
 // === Figures ===
@@ -208,8 +214,10 @@ async fn wait_for_answers(shared: &Shared, first_seq: u32) {
     }
 }
 
-/// Prints p50/p99/max and the losses of both latencies for one phase's presses.
-fn report(prefix: &str, shared: &Shared, first_seq: u32) {
+/// Prints p50/p99/max and the losses of both latencies for one phase's presses; returns the
+/// PressAck p50 and p99.
+fn report(prefix: &str, shared: &Shared, first_seq: u32) -> (f64, f64) {
+    let mut ack = (f64::NAN, f64::NAN);
     for (what, answers) in [("ack", &shared.acked), ("sse", &shared.streamed)] {
         let mut latencies = Vec::new();
         let mut lost = 0;
@@ -234,8 +242,12 @@ fn report(prefix: &str, shared: &Shared, first_seq: u32) {
                 quantile(&latencies, q)
             );
         }
+        if what == "ack" {
+            ack = (quantile(&latencies, 0.50), quantile(&latencies, 0.99));
+        }
         println!("figure {prefix}_{what}_lost {lost} presses");
     }
+    ack
 }
 
 fn rss_mb(pid: u32, field: &str) -> f64 {
@@ -255,13 +267,15 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
 }
 
-/// CPU time of the agent and of this process (the load generator) over one phase.
+/// CPU time of the agent, of this process (the load generator) and of everything else on the
+/// machine (other processes, and time the hypervisor stole) over one phase.
 struct Cpu {
     pid: u32,
     phase: &'static str,
     started: Instant,
     agent: f64,
     bench: f64,
+    machine: f64,
 }
 
 impl Cpu {
@@ -272,18 +286,38 @@ impl Cpu {
             started: Instant::now(),
             agent: cpu_seconds(&pid.to_string()),
             bench: cpu_seconds("self"),
+            machine: machine_busy_seconds(),
         }
     }
 
-    /// Prints both as a percentage of one core.
-    fn report(self) {
+    /// Prints each as a percentage of one core (the machine has two); returns them.
+    fn report(self) -> [f64; 3] {
         let wall = self.started.elapsed().as_secs_f64();
         let agent = cpu_seconds(&self.pid.to_string()) - self.agent;
         let bench = cpu_seconds("self") - self.bench;
+        let others = machine_busy_seconds() - self.machine - agent - bench;
         let phase = self.phase;
         println!("figure agent_cpu_{phase} {:.0} %", agent / wall * 100.0);
         println!("figure bench_cpu_{phase} {:.0} %", bench / wall * 100.0);
+        println!("figure others_cpu_{phase} {:.0} %", others / wall * 100.0);
+        [agent, bench, others].map(|seconds| seconds / wall * 100.0)
     }
+}
+
+/// User, system and stolen time of all CPUs since boot, in seconds (interrupt time is left
+/// out: processes are not charged for it either).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    // user, nice, system, idle, iowait, irq, softirq, steal
+    (ticks[0] + ticks[1] + ticks[2] + ticks[7]) / 100.0
 }
 
 /// User plus system time of every thread of `/proc/{pid}`, in seconds.

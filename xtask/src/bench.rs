@@ -60,6 +60,13 @@ const SCENARIOS: &[Scenario] = &[
         postgres: false,
     },
     Scenario {
+        name: "edge",
+        about: "edge-agent run: press → PressAck / SSE latency, quiet and at 30k uplinks/s; RSS",
+        programs: &[&["bench", "-p", "edge-agent", "--bench", "edge"]],
+        tools: &[],
+        postgres: false,
+    },
+    Scenario {
         name: "ingest",
         about: "cloud sync ingest: 100 gateways × 1,000-record batches over mTLS into Postgres",
         programs: &[&["bench", "-p", "cloud-sync", "--bench", "ingest"]],

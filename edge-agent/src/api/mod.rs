@@ -149,6 +149,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves the API on `listener` until `shutdown` is cancelled; open event streams end then too.
 pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    // The event stream writes one small frame per event; with Nagle's algorithm a frame
+    // waits for the client's (delayed) acknowledgement of the previous one.
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a dashboard connection");
+            }
+        });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

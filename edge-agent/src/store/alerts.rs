@@ -144,13 +144,27 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Inserts or replaces the alert's current row.
+    /// Inserts the alert's current row, or updates it in place.
+    ///
+    /// An upsert, not `INSERT OR REPLACE`: REPLACE deletes the row first, and with foreign
+    /// keys on every delete of an alert scans `presses` (no index on `alert_id`) for rows
+    /// that refer to it, a cost that grew with every press ever stored.
     pub fn save_alert(&self, alert: &AlertRow) -> Result<(), StoreError> {
         let (boot, seq) = alert.last_press.unzip();
         self.tx.execute(
             &format!(
-                "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                "INSERT INTO alerts ({ALERT_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+                     severity = excluded.severity, state = excluded.state, \
+                     device_id = excluded.device_id, room = excluded.room, \
+                     building = excluded.building, floor = excluded.floor, \
+                     press_count = excluded.press_count, \
+                     last_press_boot = excluded.last_press_boot, \
+                     last_press_seq = excluded.last_press_seq, \
+                     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+                     acknowledged_at = excluded.acknowledged_at, \
+                     escalated_at = excluded.escalated_at, closed_at = excluded.closed_at"
             ),
             params![
                 alert.id.to_string(),

@@ -71,6 +71,7 @@ pub(crate) fn add(data: &Path, tmp: &Path, n: usize) -> PathBuf {
             DeviceKind::Camera
         },
         room: room(n),
+        press_map: None,
     };
     add_device(data, &device, &out).unwrap();
     out

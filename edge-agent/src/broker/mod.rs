@@ -69,8 +69,12 @@ impl Default for BrokerSettings {
             // gateway eat the appliance.
             segment_bytes: 4 * 1024,
             segment_count: 2,
-            // ~40,000 uplinks of 64 bytes: half a second at the gate's default total rate.
-            uplink_log_bytes: 4 * 1024 * 1024,
+            // rumqttd keeps this log even once read and counts payload bytes, not its own
+            // ~250 bytes of memory per entry: 2 MiB of 18-byte heartbeats held 113,000 entries
+            // and ~30 MB (BENCHMARKS.md, edge). 512 KiB (~28,000 heartbeats, ~7 MB) covers the
+            // moment between rumqttd and the agent's link thread, which forwards every uplink
+            // at once into `uplink_buffer`; that channel, not this log, absorbs a slow engine.
+            uplink_log_bytes: 512 * 1024,
             will_log_bytes: 512 * 1024,
             // ~1,000 downlinks of 64 bytes: the agent sends a few per device event.
             downlink_log_bytes: 128 * 1024,

@@ -175,7 +175,7 @@ pub struct StatusView {
     pub active_alerts: u32,
     /// The most severe open alert's severity; `None` when all is quiet.
     pub highest_severity: Option<&'static str>,
-    /// Open alerts, oldest first.
+    /// Open alerts, most severe first, then oldest; at most 100 (`active_alerts` counts all).
     pub alerts: Vec<AlertView>,
     pub devices_online: u32,
     pub devices_offline: u32,

@@ -328,9 +328,12 @@ impl Worker {
             self.state.timers(&tx, now, &mut effects)?;
         }
         tx.commit()?;
-        if effects.status_changed {
+        self.state.status_dirty |= effects.status_changed;
+        if self.state.status_dirty && now >= self.state.next_status {
             let status = self.state.status(now);
             effects.announcements.push(("status".to_owned(), status));
+            self.state.status_dirty = false;
+            self.state.next_status = now.saturating_add(STATUS_EVERY);
         }
         Ok(effects)
     }
@@ -350,6 +353,13 @@ fn refuse(inputs: Vec<Input>, error: &StoreError) {
         }
     }
 }
+
+/// The most often `hallwatch/status` is published (every alert change is on its own topic at
+/// once; the summary of a school with many open alerts is large, and a burst of changes must
+/// not become a burst of summaries).
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// The most open alerts listed in `hallwatch/status`; `active_alerts` counts them all.
+const STATUS_ALERTS: usize = 100;
 
 /// How often old stream events, snapshots and presses are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3_600);
@@ -373,6 +383,10 @@ struct State {
     events: broadcast::Sender<StoredEvent>,
     next_refresh: UnixMillis,
     next_housekeeping: UnixMillis,
+    /// `hallwatch/status` needs publishing, and not before `next_status`: each alert change
+    /// has its own message at once, the summary follows at most once per [`STATUS_EVERY`].
+    status_dirty: bool,
+    next_status: UnixMillis,
 }
 
 impl State {
@@ -392,6 +406,8 @@ impl State {
             events,
             next_refresh: now.saturating_add(REFRESH_DEVICES_EVERY),
             next_housekeeping: now,
+            status_dirty: true,
+            next_status: now,
         };
         state.alerts.load(store.open_alerts()?);
         Ok(state)
@@ -405,16 +421,23 @@ impl State {
         Ok(())
     }
 
-    /// The school summary integrations read on `hallwatch/status`.
+    /// The school summary integrations read on `hallwatch/status`: the counts, and the most
+    /// severe open alerts (then the oldest), at most [`STATUS_ALERTS`] of them.
     fn status(&self, now: UnixMillis) -> String {
-        let mut alerts: Vec<AlertView> = self.alerts.open().map(AlertView::from).collect();
-        alerts.sort_by_key(|a| a.created_at);
+        let mut open: Vec<&crate::store::AlertRow> = self.alerts.open().collect();
+        open.sort_by_key(|a| (std::cmp::Reverse(a.severity), a.created_at));
+        let active = u32::try_from(open.len()).unwrap_or(u32::MAX);
+        let alerts: Vec<AlertView> = open
+            .into_iter()
+            .take(STATUS_ALERTS)
+            .map(AlertView::from)
+            .collect();
         let (online, offline) = self.telemetry.device_counts();
         let highest = self.alerts.open().map(|a| a.severity).max();
         crate::view::to_json(&crate::view::StatusView {
             school_id: self.telemetry.school().to_string(),
             at: now.get(),
-            active_alerts: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
+            active_alerts: active,
             highest_severity: highest.map(|s| s.as_str()),
             alerts,
             devices_online: online,
@@ -423,11 +446,14 @@ impl State {
     }
 
     fn next_deadline(&self) -> Option<UnixMillis> {
-        let next = self
+        let mut next = self
             .telemetry
             .next_deadline()
             .min(self.next_refresh)
             .min(self.next_housekeeping);
+        if self.status_dirty {
+            next = next.min(self.next_status);
+        }
         Some(self.alerts.next_deadline().map_or(next, |a| a.min(next)))
     }
 

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use edge_agent::config::{DEFAULT_HTTP_LISTEN, DEFAULT_MQTT_LISTEN, validate_school_name};
+use edge_agent::config::{
+    CloudUrl, DEFAULT_HTTP_LISTEN, DEFAULT_MQTT_LISTEN, SyncUrl, validate_school_name,
+};
+use edge_agent::enroll::EnrollToken;
 use edge_agent::integration::IntegrationId;
 use edge_agent::store::DeviceKind;
 use firmware_protocol::Label;
@@ -30,6 +33,11 @@ pub(crate) enum Command {
     /// signage) that read alerts and the school status under hallwatch/ over MQTT.
     #[command(subcommand)]
     Integration(IntegrationCommand),
+    /// Enroll the gateway with the cloud: make its key and a certificate request, have the
+    /// cloud sign it with the school's one-time token, and store the certificate, the cloud's
+    /// CA and the [cloud] section of agent.toml. Refuses a gateway that is enrolled already
+    /// unless --force.
+    Enroll(EnrollArgs),
     /// Run the gateway: the device gate (MQTT over mutual TLS) and the embedded broker, until
     /// SIGTERM or Ctrl-C.
     Run {
@@ -81,6 +89,46 @@ pub(crate) struct InitArgs {
     /// Where the local dashboard binds.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
     pub(crate) http_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnrollArgs {
+    /// The gateway's data directory, as written by `edge-agent init`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// The cloud's public address, e.g. https://cloud.example.org. Plain http is allowed only
+    /// to a loopback address (127.0.0.0/8, [::1]): the token is a secret.
+    #[arg(long, value_name = "URL")]
+    pub(crate) cloud: CloudUrl,
+    /// The cloud's sync listener (mutual TLS), e.g. https://sync.example.org:8443: the host
+    /// must be one of the cloud's --sync-name values.
+    #[arg(long, value_name = "URL")]
+    pub(crate) sync_url: SyncUrl,
+    /// The school's one-time enrollment token (`cloud-sync admin create-school` or
+    /// `create-token` prints it). May come from the environment instead of the command line.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HALLWATCH_ENROLL_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: EnrollToken,
+    /// Enroll a gateway that is enrolled already: a new key, certificate, cloud CA and
+    /// [cloud] section replace gateway.key, gateway.pem, cloud-ca.pem and the old section.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+impl From<EnrollArgs> for edge_agent::enroll::EnrollOptions {
+    fn from(args: EnrollArgs) -> Self {
+        edge_agent::enroll::EnrollOptions {
+            data_dir: args.data_dir,
+            cloud: args.cloud,
+            sync_url: args.sync_url,
+            token: args.token,
+            force: args.force,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,12 @@
 //! - [`config`]: `agent.toml`, raw (serde) then validated.
 //! - [`install`]: the installer's commands: `init`, `device add|list|revoke`,
 //!   `integration add|list|revoke`.
+//! - [`enroll`]: `edge-agent enroll`: the gateway's key, its certificate from the cloud and
+//!   the `[cloud]` section of `agent.toml`. The only module that talks to the cloud (reqwest).
 //! - [`integration`]: what an integration (strobes, PA, signage) is and which topics it may
 //!   read; the gate enforces it.
-//! - [`pki`]: the gateway CA, server and device certificates, the CRL. The only user of rcgen.
+//! - [`pki`]: the gateway CA, server and device certificates, the CRL, the gateway's key and
+//!   CSR towards the cloud. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
 //! - [`health`]: device liveness and battery, pure and fed by the core actor.
 //! - [`occupancy`]: room head counts, school snapshots and when to emit them; pure, like `health`.
@@ -32,6 +35,7 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod engine;
+pub mod enroll;
 mod files;
 pub mod gate;
 mod gateway;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command, DeviceCommand, IntegrationCommand, Way};
 use edge_agent::config::ConfigError;
+use edge_agent::enroll::{EnrollError, EnrollOptions};
 use edge_agent::install::{self, InitOptions, InstallError};
 use edge_agent::simulate::{SimulateError, SimulateOptions};
 use edge_agent::store::NewDevice;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         }
         Command::Run { data_dir } => run_gateway(&data_dir),
         Command::Simulate(args) => simulate(args.into()),
+        Command::Enroll(args) => enroll(args.into()),
         Command::Init(args) => run_install(|| init(args)),
         Command::Device(command) => run_install(|| device(command)),
         Command::Integration(command) => run_install(|| integration(command)),
@@ -46,6 +48,8 @@ fn main() -> ExitCode {
             let code = if err.downcast_ref::<ConfigError>().is_some() {
                 EX_CONFIG
             } else if let Some(err) = err.downcast_ref::<SimulateError>() {
+                err.exit_code()
+            } else if let Some(err) = err.downcast_ref::<EnrollError>() {
                 err.exit_code()
             } else {
                 err.downcast_ref::<InstallError>()
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
 fn log_filter(command: &Command) -> tracing_subscriber::EnvFilter {
     let default = match command {
         Command::Run { .. } => "info,rumqttd=warn",
+        // The TLS verifier logs a refused cloud certificate; enroll's error already says it.
+        Command::Enroll(_) => "warn,rustls_platform_verifier=off",
         _ => "warn",
     };
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
@@ -89,6 +95,45 @@ fn simulate(options: SimulateOptions) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(edge_agent::simulate::run(options, shutdown_signal()))?;
     Ok(())
+}
+
+fn enroll(options: EnrollOptions) -> anyhow::Result<()> {
+    let data_dir = options.data_dir.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let done = runtime.block_on(edge_agent::enroll::enroll(options))?;
+    let cloud = &done.cloud;
+    match &done.replaced {
+        Some(old) => println!(
+            "Enrolled {} again for school {} as gateway {} (was {old}).",
+            data_dir.display(),
+            done.school_id,
+            cloud.gateway_id
+        ),
+        None => println!(
+            "Enrolled {} for school {} as gateway {}.",
+            data_dir.display(),
+            done.school_id,
+            cloud.gateway_id
+        ),
+    }
+    println!(
+        "Cloud {}; sync with {}; certificate valid until {}.",
+        cloud.url,
+        cloud.sync_url,
+        expiry_date(done.not_after)
+    );
+    for file in &done.files {
+        println!("  wrote {}", file.display());
+    }
+    Ok(())
+}
+
+/// A certificate's expiry as a UTC date.
+fn expiry_date(t: shared::UnixMillis) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000))
+        .map_or_else(|_| t.to_string(), |dt| dt.date().to_string())
 }
 
 /// Resolves on SIGTERM (systemd's stop) or Ctrl-C.

@@ -12,6 +12,7 @@
 //! - [`alert`]: the alert model (kind, severity, state, actor) and [`alert::step`], the pure
 //!   state machine.
 //! - [`snapshot`]: [`SchoolSnapshot`], the periodic attendance and device roll-up.
+//! - [`enroll`]: the enrollment request a gateway posts with its token and CSR, and the answer.
 //! - [`sync`]: the sync wire format (`SyncBatch` up, `SyncAck` down) and its bounded codec.
 //! - `names` (private): the stable text names of the enums, shared by `alert` and `sync`.
 //!
@@ -27,6 +28,7 @@
 //! - **Deliberately absent:** tokio, SQL, HTTP and MQTT. This crate is plain data and functions.
 
 pub mod alert;
+pub mod enroll;
 pub mod ids;
 mod names;
 pub mod snapshot;

@@ -1,5 +1,6 @@
 //! `POST /api/v1/enroll`: a gateway presents its one-time token and a CSR and receives its
-//! client certificate and the CA that the sync listener's certificate chains to.
+//! client certificate and the CA that the sync listener's certificate chains to. The request
+//! and answer are `shared::enroll`'s, so the gateway reads exactly what is written here.
 //!
 //! Refusals: unknown token 401, expired 410, already used 409, unusable CSR 400 (the token
 //! stays valid). Each is audited by `db::enroll`.
@@ -8,29 +9,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use shared::enroll::{EnrollRequest, EnrollResponse};
 
 use super::{ApiError, AppState};
 use crate::db::enroll::{self, Refusal};
 
 /// Larger than any CSR; a token and a PEM request are well under 8 KiB.
 const MAX_BODY: usize = 64 * 1024;
-
-/// The request body.
-#[derive(Debug, Deserialize)]
-pub(super) struct EnrollRequest {
-    token: String,
-    csr_pem: String,
-}
-
-/// The answer: who the gateway now is, and its certificates.
-#[derive(Debug, Serialize)]
-pub(super) struct EnrollResponse {
-    school_id: String,
-    gateway_id: String,
-    certificate_pem: String,
-    ca_pem: String,
-}
 
 pub(super) async fn enroll(
     State(state): State<AppState>,
@@ -54,8 +39,8 @@ pub(super) async fn enroll(
         Ok(enrolled) => {
             tracing::info!(school = %enrolled.school_id, gateway = %enrolled.gateway_id, "gateway enrolled");
             Ok(Json(EnrollResponse {
-                school_id: enrolled.school_id.into_string(),
-                gateway_id: enrolled.gateway_id.into_string(),
+                school_id: enrolled.school_id,
+                gateway_id: enrolled.gateway_id,
                 certificate_pem: enrolled.cert_pem,
                 ca_pem: state.ca.cert_pem().to_owned(),
             }))

@@ -40,7 +40,7 @@ pub struct AppState {
 /// The public listener's routes.
 pub fn public_router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/enroll", post(enroll::enroll))
+        .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
         .with_state(state)
 }
 

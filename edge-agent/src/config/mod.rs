@@ -1,5 +1,8 @@
 //! `agent.toml`: read into [`RawConfig`] (serde, unknown fields refused), then validated into
 //! [`Config`], whose fields are typed. Every error names the field that is wrong.
+//!
+//! `core.rs` holds the engine's sections, `cloud.rs` the `[cloud]` section that
+//! `edge-agent enroll` writes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -9,8 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use shared::ids::SchoolId;
 
+mod cloud;
 mod core;
 
+pub use self::cloud::{CloudSettings, CloudUrl, RawCloud, SyncUrl, UrlError};
 pub use self::core::{HealthSettings, MAX_ROOMS, RawHealth, RawRoom, RawSnapshots};
 
 use crate::engine::{AlertSettings, DEFAULT_PRESS_MAP, format_press_map, parse_press_map};
@@ -54,6 +59,8 @@ pub struct Config {
     pub occupancy: OccupancyPolicy,
     /// The school's rooms (`[[rooms]]`).
     pub rooms: Vec<RoomRow>,
+    /// The cloud this gateway is enrolled with (`[cloud]`); `None` until `edge-agent enroll`.
+    pub cloud: Option<CloudSettings>,
 }
 
 /// Why `agent.toml` was refused.
@@ -96,6 +103,8 @@ pub struct RawConfig {
     pub snapshots: RawSnapshots,
     #[serde(default)]
     pub rooms: Vec<RawRoom>,
+    #[serde(default)]
+    pub cloud: Option<RawCloud>,
 }
 
 /// `[alerts]`: every field optional, defaults from [`AlertSettings::default`].
@@ -249,7 +258,7 @@ impl Config {
              # id = \"A-101\"\n\
              # building = \"A\"\n\
              # floor = \"1\"\n\
-             # capacity = 30\n{}",
+             # capacity = 30\n{}{}",
             quote(self.school_id.as_str()),
             quote(&self.school_name),
             self.occupancy.students_total,
@@ -276,6 +285,10 @@ impl Config {
             self.snapshots.full.as_secs(),
             self.occupancy.stale_after.as_secs(),
             self.rooms_toml(),
+            self.cloud
+                .as_ref()
+                .map(|cloud| format!("\n{}", cloud.to_toml()))
+                .unwrap_or_default(),
         )
     }
 }
@@ -346,6 +359,7 @@ impl RawConfig {
             snapshots,
             occupancy,
             rooms: self::core::validate_rooms(self.rooms)?,
+            cloud: self.cloud.map(RawCloud::validate).transpose()?,
         })
     }
 }
@@ -516,6 +530,37 @@ mod tests {
         config.ips = vec!["10.0.0.2".parse().unwrap()];
         assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
         assert_eq!(config.device_host().as_deref(), Some("gw.local"));
+    }
+
+    #[test]
+    fn the_cloud_section_reads_back_and_names_a_bad_field() {
+        const CLOUD: &str = "[cloud]\nurl = \"https://cloud.example.org\"\n\
+                             sync_url = \"https://sync.example.org:8443\"\ngateway_id = \"gw-1\"\n";
+        assert_eq!(Config::parse(GOOD).unwrap().cloud, None);
+        let config = Config::parse(&format!("{GOOD}{CLOUD}")).unwrap();
+        let cloud = config.cloud.clone().unwrap();
+        assert_eq!(cloud.sync_url.as_str(), "https://sync.example.org:8443/");
+        assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
+        for (from, to, field) in [
+            (
+                "https://cloud.example.org",
+                "http://cloud.example.org",
+                "cloud.url",
+            ),
+            ("https://cloud.example.org", "not a url", "cloud.url"),
+            (
+                "https://sync.example.org:8443",
+                "http://127.0.0.1:8443",
+                "cloud.sync_url",
+            ),
+            ("gw-1", "gw/1", "cloud.gateway_id"),
+        ] {
+            let text = format!("{GOOD}{}", CLOUD.replace(from, to));
+            assert_eq!(field_of(Config::parse(&text).unwrap_err()), field, "{to}");
+        }
+        let missing = format!("{GOOD}[cloud]\nurl = \"https://cloud.example.org\"\n");
+        let err = Config::parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("sync_url"), "{err}");
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn init(options: InitOptions) -> Result<Initialised, InstallError> {
         snapshots: SnapshotPolicy::default(),
         occupancy: OccupancyPolicy::default(),
         rooms: Vec::new(),
+        cloud: None,
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

@@ -1,6 +1,7 @@
 //! The gateway's own certificate authority: the CA itself, the gateway's server certificate,
 //! device and integration certificates and the CRL. No network, no SQL: serials and CRL numbers come in from
-//! the store, PEM text goes out.
+//! the store, PEM text goes out. Also the gateway's key towards the cloud (`gateway`): its CSR
+//! for enrollment and the check of the certificate the cloud returns.
 //!
 //! This is the only module that uses rcgen.
 //!
@@ -16,6 +17,7 @@
 
 mod ca;
 mod crl;
+mod gateway;
 mod issue;
 mod keyfile;
 
@@ -27,6 +29,7 @@ use time::OffsetDateTime;
 
 pub use ca::Ca;
 pub use crl::{Revoked, crl_pem};
+pub use gateway::{CloudCertificate, GatewayKey};
 pub use issue::{IssuedCert, device_cert, integration_cert, server_cert};
 pub use keyfile::write_key_file;
 

@@ -20,6 +20,7 @@ use rustls::server::danger::ClientCertVerifier;
 pub(crate) mod agent;
 pub(crate) mod browser;
 pub(crate) mod button;
+pub(crate) mod cloud;
 pub(crate) mod device;
 pub(crate) mod net;
 

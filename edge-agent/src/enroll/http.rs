@@ -1,0 +1,162 @@
+//! The one request: `POST {cloud}/api/v1/enroll` with `shared::enroll::EnrollRequest`, its
+//! answer read through a size limit and sorted into success, a refused token, another refusal
+//! or an unusable answer.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
+use serde::Deserialize;
+use shared::enroll::{ENROLL_PATH, EnrollRequest, EnrollResponse};
+
+use super::{EnrollError, EnrollToken};
+use crate::config::CloudUrl;
+
+/// The largest answer read. A success is two certificates (about 1.5 KiB); a refusal a line.
+pub(super) const MAX_ANSWER_BYTES: usize = 64 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// For the whole exchange: the cloud signs within milliseconds, but a school's uplink may be
+/// slow.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The cloud's error body, `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
+/// Posts the token and CSR; the cloud's answer on 200.
+pub(super) async fn post_enrollment(
+    cloud: &CloudUrl,
+    token: &EnrollToken,
+    csr_pem: String,
+) -> Result<EnrollResponse, EnrollError> {
+    let url = cloud.endpoint(ENROLL_PATH);
+    let unreachable = |reason: String| EnrollError::Unreachable {
+        url: cloud.to_string(),
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        // A redirect could carry the token elsewhere, even to plain http: never follow one.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| unreachable(chain(&e)))?;
+    let body = serde_json::to_vec(&EnrollRequest {
+        token: token.0.clone(),
+        csr_pem,
+    })
+    .map_err(|e| unreachable(e.to_string()))?;
+    let response = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                unreachable(format!(
+                    "no answer within {} s (if the cloud did enroll the gateway meanwhile, \
+                     the token is used up: ask for a new one)",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            } else {
+                // reqwest's own message repeats the URL; what went wrong is in its causes.
+                unreachable(std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))
+            }
+        })?;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = read_bounded(response)
+        .await
+        .map_err(|reason| EnrollError::BadAnswer { reason })?;
+
+    if status == StatusCode::OK {
+        return serde_json::from_slice(&bytes).map_err(|e| EnrollError::BadAnswer {
+            reason: format!("not the enrollment answer: {e}"),
+        });
+    }
+    let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => body.error.message,
+        Err(_) if status.is_redirection() => format!(
+            "it redirects to {}; give that address as --cloud if it is the cloud",
+            location.as_deref().unwrap_or("(no Location)")
+        ),
+        Err(_) => format!(
+            "{} (not the cloud's error format; is {cloud} the Hallwatch cloud?)",
+            printable(&bytes)
+        ),
+    };
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::CONFLICT | StatusCode::GONE => {
+            Err(EnrollError::TokenRefused { status, message })
+        }
+        _ => Err(EnrollError::CloudRefused {
+            url: cloud.to_string(),
+            status,
+            message,
+        }),
+    }
+}
+
+/// The body, refused once it passes [`MAX_ANSWER_BYTES`], announced or not.
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading it failed: {}", chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An error with its causes, which is where reqwest says what actually went wrong
+/// ("connection refused", "invalid peer certificate: UnknownIssuer").
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// At most 200 characters of a body that is not the cloud's, for the error message.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.trim().is_empty() {
+        "an empty answer".into()
+    } else {
+        format!("{:?}", text.trim())
+    }
+}

@@ -34,15 +34,7 @@ impl Store {
         issue: impl FnOnce(u64) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.write_transaction()?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM devices WHERE id = ?1",
-                [device.id.as_str()],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(StoreError::from)?
-            .is_some();
+        let exists = holder_state(&tx, Holder::Device, device.id.as_str())?.is_some();
         if exists {
             return Err(StoreError::DeviceExists(device.id.clone()).into());
         }
@@ -58,21 +50,14 @@ impl Store {
             ),
         )
         .map_err(StoreError::from)?;
-        tx.execute(
-            "INSERT INTO certificates (role, device_id, not_before, not_after) \
-             VALUES (?1, ?2, ?3, ?4)",
-            (
-                CertRole::Device.as_str(),
-                device.id.as_str(),
-                not_before.get(),
-                not_after.get(),
-            ),
+        issue_and_commit(
+            tx,
+            Holder::Device,
+            device.id.as_str(),
+            not_before,
+            not_after,
+            issue,
         )
-        .map_err(StoreError::from)?;
-        let serial = serial_from(tx.last_insert_rowid())?;
-        let value = issue(serial)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
     }
 
     /// Marks `id` and its certificates revoked, takes the next CRL number, and calls `write_crl`
@@ -84,36 +69,117 @@ impl Store {
         write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.write_transaction()?;
-        let state: Option<String> = tx
-            .query_row(
-                "SELECT state FROM devices WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        match state.as_deref() {
+        match holder_state(&tx, Holder::Device, id.as_str())?.as_deref() {
             None => return Err(StoreError::UnknownDevice(id.clone()).into()),
             Some("revoked") => return Err(StoreError::AlreadyRevoked(id.clone()).into()),
             Some(_) => {}
         }
-        tx.execute(
-            "UPDATE devices SET state = 'revoked', revoked_at = ?2 WHERE id = ?1",
-            (id.as_str(), now.get()),
-        )
-        .map_err(StoreError::from)?;
-        let newly_revoked = revoke_serials(
-            &tx,
-            "UPDATE certificates SET revoked_at = ?2 \
-             WHERE device_id = ?1 AND revoked_at IS NULL RETURNING serial",
-            id.as_str(),
-            now,
-        )?;
-        let update = crl_update(&tx, newly_revoked)?;
-        let value = write_crl(&update)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
+        revoke_and_commit(tx, Holder::Device, id.as_str(), now, write_crl)
     }
+}
+
+/// Who holds client certificates from the gateway's CA. Devices and integrations are
+/// registered, issued and revoked the same way; this names their table and certificate column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Holder {
+    Device,
+    Integration,
+}
+
+impl Holder {
+    fn table(self) -> &'static str {
+        match self {
+            Holder::Device => "devices",
+            Holder::Integration => "integrations",
+        }
+    }
+
+    fn cert_column(self) -> &'static str {
+        match self {
+            Holder::Device => "device_id",
+            Holder::Integration => "integration_id",
+        }
+    }
+
+    fn role(self) -> CertRole {
+        match self {
+            Holder::Device => CertRole::Device,
+            Holder::Integration => CertRole::Integration,
+        }
+    }
+}
+
+// The table and column names below are `Holder`'s own constants, never input.
+
+/// The holder's state (`active` or `revoked`); `None` when `id` is not registered.
+pub(super) fn holder_state(
+    tx: &rusqlite::Transaction<'_>,
+    holder: Holder,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!("SELECT state FROM {} WHERE id = ?1", holder.table());
+    Ok(tx.query_row(&sql, [id], |r| r.get(0)).optional()?)
+}
+
+/// Records a certificate for the holder just registered in `tx`, calls `issue` with its serial
+/// and commits only if `issue` succeeds.
+pub(super) fn issue_and_commit<T, E: From<StoreError>>(
+    tx: rusqlite::Transaction<'_>,
+    holder: Holder,
+    id: &str,
+    not_before: UnixMillis,
+    not_after: UnixMillis,
+    issue: impl FnOnce(u64) -> Result<T, E>,
+) -> Result<T, E> {
+    let sql = format!(
+        "INSERT INTO certificates (role, {}, not_before, not_after) VALUES (?1, ?2, ?3, ?4)",
+        holder.cert_column()
+    );
+    tx.execute(
+        &sql,
+        (
+            holder.role().as_str(),
+            id,
+            not_before.get(),
+            not_after.get(),
+        ),
+    )
+    .map_err(StoreError::from)?;
+    let serial = serial_from(tx.last_insert_rowid())?;
+    let value = issue(serial)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(value)
+}
+
+/// Marks an active holder and its certificates revoked, takes the next CRL number, calls
+/// `write_crl` with every revoked certificate and commits only if it succeeds.
+pub(super) fn revoke_and_commit<T, E: From<StoreError>>(
+    tx: rusqlite::Transaction<'_>,
+    holder: Holder,
+    id: &str,
+    now: UnixMillis,
+    write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
+) -> Result<T, E> {
+    let sql = format!(
+        "UPDATE {} SET state = 'revoked', revoked_at = ?2 WHERE id = ?1",
+        holder.table()
+    );
+    tx.execute(&sql, (id, now.get()))
+        .map_err(StoreError::from)?;
+    let newly_revoked = revoke_serials(
+        &tx,
+        &format!(
+            "UPDATE certificates SET revoked_at = ?2 \
+             WHERE {} = ?1 AND revoked_at IS NULL RETURNING serial",
+            holder.cert_column()
+        ),
+        id,
+        now,
+    )?;
+    let update = crl_update(&tx, newly_revoked)?;
+    let value = write_crl(&update)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(value)
 }
 
 /// Runs `sql` (an `UPDATE certificates … RETURNING serial` of one owner's certificates, `?1`

@@ -2,11 +2,10 @@
 //! transaction together with the caller's work (issuing the certificate and writing the
 //! bundle, or writing the CRL), so a failure leaves nothing half done.
 
-use rusqlite::OptionalExtension;
 use shared::UnixMillis;
 
-use super::devices::{CrlUpdate, crl_update, revoke_serials};
-use super::model::{CertRole, IntegrationRow, IntegrationState};
+use super::devices::{CrlUpdate, Holder, holder_state, issue_and_commit, revoke_and_commit};
+use super::model::{IntegrationRow, IntegrationState};
 use super::{Store, StoreError, bad_value, serial_from};
 use crate::integration::IntegrationId;
 
@@ -24,16 +23,7 @@ impl Store {
         issue: impl FnOnce(u64) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.write_transaction()?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM integrations WHERE id = ?1",
-                [id.as_str()],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(StoreError::from)?
-            .is_some();
-        if exists {
+        if holder_state(&tx, Holder::Integration, id.as_str())?.is_some() {
             return Err(StoreError::IntegrationExists(id.clone()).into());
         }
         tx.execute(
@@ -41,21 +31,14 @@ impl Store {
             (id.as_str(), now.get()),
         )
         .map_err(StoreError::from)?;
-        tx.execute(
-            "INSERT INTO certificates (role, integration_id, not_before, not_after) \
-             VALUES (?1, ?2, ?3, ?4)",
-            (
-                CertRole::Integration.as_str(),
-                id.as_str(),
-                not_before.get(),
-                not_after.get(),
-            ),
+        issue_and_commit(
+            tx,
+            Holder::Integration,
+            id.as_str(),
+            not_before,
+            not_after,
+            issue,
         )
-        .map_err(StoreError::from)?;
-        let serial = serial_from(tx.last_insert_rowid())?;
-        let value = issue(serial)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
     }
 
     /// Marks integration `id` and its certificates revoked, takes the next CRL number and calls
@@ -68,37 +51,14 @@ impl Store {
         write_crl: impl FnOnce(&CrlUpdate) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.write_transaction()?;
-        let state: Option<String> = tx
-            .query_row(
-                "SELECT state FROM integrations WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        match state.as_deref() {
+        match holder_state(&tx, Holder::Integration, id.as_str())?.as_deref() {
             None => return Err(StoreError::UnknownIntegration(id.clone()).into()),
             Some("revoked") => {
                 return Err(StoreError::IntegrationAlreadyRevoked(id.clone()).into());
             }
             Some(_) => {}
         }
-        tx.execute(
-            "UPDATE integrations SET state = 'revoked', revoked_at = ?2 WHERE id = ?1",
-            (id.as_str(), now.get()),
-        )
-        .map_err(StoreError::from)?;
-        let newly_revoked = revoke_serials(
-            &tx,
-            "UPDATE certificates SET revoked_at = ?2 \
-             WHERE integration_id = ?1 AND revoked_at IS NULL RETURNING serial",
-            id.as_str(),
-            now,
-        )?;
-        let update = crl_update(&tx, newly_revoked)?;
-        let value = write_crl(&update)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
+        revoke_and_commit(tx, Holder::Integration, id.as_str(), now, write_crl)
     }
 
     /// Every integration with its newest certificate, ordered by id.

@@ -124,10 +124,9 @@ impl Store {
     /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a concurrent
     /// writer waits (up to the busy timeout) instead of failing half-way.
     pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        Ok(Batch { tx })
+        Ok(Batch {
+            tx: self.write_transaction()?,
+        })
     }
 
     /// A write transaction for the installer's commands, `IMMEDIATE` for the same reason as

@@ -23,6 +23,7 @@ mod press_map;
 mod telemetry;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -378,7 +379,8 @@ const REFRESH_DEVICES_EVERY: Duration = Duration::from_secs(30);
 struct State {
     alerts: alerts::Alerts,
     telemetry: telemetry::Telemetry,
-    devices: HashMap<DeviceId, DeviceProfile>,
+    /// Shared, so the hot path (every uplink) takes a reference count, not a copy.
+    devices: HashMap<DeviceId, Arc<DeviceProfile>>,
     downlinks: Downlinks,
     events: broadcast::Sender<StoredEvent>,
     next_refresh: UnixMillis,
@@ -463,14 +465,14 @@ impl State {
         &mut self,
         tx: &crate::store::Batch<'_>,
         id: &DeviceId,
-    ) -> Result<Option<&DeviceProfile>, StoreError> {
+    ) -> Result<Option<Arc<DeviceProfile>>, StoreError> {
         if !self.devices.contains_key(id)
             && let Some(profile) = tx.device_profile(id)?
         {
             self.telemetry.registered(&profile);
-            self.devices.insert(id.clone(), profile);
+            self.devices.insert(id.clone(), Arc::new(profile));
         }
-        Ok(self.devices.get(id))
+        Ok(self.devices.get(id).cloned())
     }
 
     fn uplink(
@@ -480,7 +482,7 @@ impl State {
         now: UnixMillis,
         effects: &mut Effects,
     ) -> Result<(), StoreError> {
-        let Some(device) = self.device(tx, &uplink.device_id)?.cloned() else {
+        let Some(device) = self.device(tx, &uplink.device_id)? else {
             tracing::warn!(device = %uplink.device_id, "refused an uplink from an unregistered device");
             return Ok(());
         };
@@ -559,7 +561,7 @@ impl State {
                 if self.devices.get(&id).map(|d| d.state) != Some(profile.state) {
                     self.telemetry.registered(&profile);
                 }
-                self.devices.insert(id, profile);
+                self.devices.insert(id, Arc::new(profile));
             }
             self.next_refresh = now.saturating_add(REFRESH_DEVICES_EVERY);
         }
@@ -590,11 +592,11 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn profiles(store: &Store) -> Result<HashMap<DeviceId, DeviceProfile>, StoreError> {
+fn profiles(store: &Store) -> Result<HashMap<DeviceId, Arc<DeviceProfile>>, StoreError> {
     Ok(store
         .device_profiles()?
         .into_iter()
-        .map(|d| (d.id.clone(), d))
+        .map(|d| (d.id.clone(), Arc::new(d)))
         .collect())
 }
 

@@ -7,6 +7,7 @@
 //! written at once with its outbox record and stream event.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use firmware_protocol::{DeviceConfig, Downlink, Label, Occupancy as OccupancyReport, TimeSync};
@@ -47,7 +48,7 @@ impl Telemetry {
     pub(super) fn load(
         store: &Store,
         config: &Config,
-        devices: &HashMap<DeviceId, DeviceProfile>,
+        devices: &HashMap<DeviceId, Arc<DeviceProfile>>,
         now: UnixMillis,
     ) -> Result<Telemetry, StoreError> {
         let mut health = Health::new(config.health.policy);
@@ -202,7 +203,7 @@ impl Telemetry {
     pub(super) fn timers(
         &mut self,
         tx: &Batch<'_>,
-        devices: &HashMap<DeviceId, DeviceProfile>,
+        devices: &HashMap<DeviceId, Arc<DeviceProfile>>,
         active_alerts: u32,
         now: UnixMillis,
         effects: &mut Effects,

@@ -7,7 +7,8 @@ use std::io::Write;
 
 use common::{ack_with_every_command, envelope, realistic_batch};
 use shared::sync::{
-    Limits, SYNC_FORMAT_VERSION, SyncError, decode_ack, decode_batch, encode_ack, encode_batch,
+    Lane, Limits, SYNC_FORMAT_VERSION, SyncError, decode_ack, decode_batch, encode_ack,
+    encode_batch,
 };
 
 fn valid_bytes() -> Vec<u8> {
@@ -126,7 +127,13 @@ fn bound_record_count_is_checked_before_records_are_decoded() {
 
     // A payload that claims a vast number of records but carries none: refused on the count,
     // without trying to reserve room for them.
-    let mut payload = postcard::to_allocvec(&(common::gateway(), common::school())).unwrap();
+    let mut payload = postcard::to_allocvec(&(
+        common::gateway(),
+        common::school(),
+        common::epoch(),
+        Lane::Telemetry,
+    ))
+    .unwrap();
     payload.extend(postcard::to_allocvec(&u64::MAX).unwrap());
     let err = decode_batch(&envelope(SYNC_FORMAT_VERSION, &payload), &Limits::default());
     assert_eq!(
@@ -138,7 +145,13 @@ fn bound_record_count_is_checked_before_records_are_decoded() {
     );
 
     // A count within the limit but larger than the data is an ordinary malformed payload.
-    let mut payload = postcard::to_allocvec(&(common::gateway(), common::school())).unwrap();
+    let mut payload = postcard::to_allocvec(&(
+        common::gateway(),
+        common::school(),
+        common::epoch(),
+        Lane::Telemetry,
+    ))
+    .unwrap();
     payload.push(5);
     let err = decode_batch(&envelope(SYNC_FORMAT_VERSION, &payload), &Limits::default());
     assert!(matches!(err, Err(SyncError::Malformed { .. })), "{err:?}");
@@ -160,10 +173,13 @@ fn bound_command_count_is_checked_before_commands_are_decoded() {
 #[test]
 fn other_versions_are_refused_before_decompressing() {
     let bytes = valid_bytes();
-    for found in [0, 2, u16::MAX] {
+    for found in [0, 1, 3, u16::MAX] {
         let mut other = bytes.clone();
         other[..2].copy_from_slice(&found.to_le_bytes());
-        let expected = SyncError::UnsupportedVersion { found, expected: 1 };
+        let expected = SyncError::UnsupportedVersion {
+            found,
+            expected: SYNC_FORMAT_VERSION,
+        };
         assert_eq!(
             decode_batch(&other, &Limits::default()),
             Err(expected.clone())
@@ -172,7 +188,7 @@ fn other_versions_are_refused_before_decompressing() {
         let garbage = [&found.to_le_bytes()[..], b"not zstd"].concat();
         assert_eq!(decode_batch(&garbage, &Limits::default()), Err(expected));
     }
-    assert_eq!(&bytes[..2], &[1, 0], "the version is little-endian");
+    assert_eq!(&bytes[..2], &[2, 0], "the version is little-endian");
 }
 
 #[test]

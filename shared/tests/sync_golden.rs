@@ -9,11 +9,11 @@
 //! which the zstd format guarantees forever.
 
 use shared::alert::{Actor, AlertEventKind, AlertKind, AlertState, Severity, Source};
-use shared::ids::{AlertId, CommandId, Seq};
+use shared::ids::{AlertId, CommandId, Epoch, Seq};
 use shared::sync::{
     AlertEventRecord, Command, CommandBody, CommandOutcome, CommandResult, DeviceHealthRecord,
-    DeviceStatus, Limits, Record, RecordBody, SyncAck, SyncBatch, decode_ack, decode_batch,
-    encode_ack, encode_batch,
+    DeviceStatus, DropReason, Dropped, Lane, Limits, Record, RecordBody, SyncAck, SyncBatch,
+    decode_ack, decode_batch, encode_ack, encode_batch,
 };
 use shared::{SchoolSnapshot, SnapshotCounts, UnixMillis};
 
@@ -69,6 +69,10 @@ fn batch() -> SyncBatch {
                 reason: "closed".into(),
             },
         }),
+        RecordBody::Dropped(Dropped {
+            through: Seq::new(9),
+            reason: DropReason::Thinned,
+        }),
     ];
     let records = bodies
         .into_iter()
@@ -82,6 +86,8 @@ fn batch() -> SyncBatch {
     SyncBatch {
         gateway_id: "gw1".parse().expect("valid fixture"),
         school_id: "s1".parse().expect("valid fixture"),
+        epoch: Epoch::new(0x0102_0304_0506_0708).expect("non-zero"),
+        lane: Lane::Telemetry,
         records,
     }
 }
@@ -132,13 +138,14 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Reads as: `03 "gw1"`, `02 "s1"`, `04` records; record 1 is `01` seq, `82e3d2ecb664` at
+/// Reads as: `03 "gw1"`, `02 "s1"`, `888e98a8c0e0808101` epoch (varint), `01` Telemetry,
+/// `05` records; record 1 is `01` seq, `82e3d2ecb664` at
 /// (zigzag varint), `00` AlertEvent, `10` + 16 bytes alert id, `01` Medical, `02` High, ...
-const BATCH_PAYLOAD: &str = "03677731027331040182e3d2ecb66400100191b6ca58c07abc8def0123456789ab01020203010470622d310105422d3231340101026d61020284e3d2ecb664010470622d320201861201b90386e3d2ecb6640202733180e3d2ecb664be09ea0854570127010488e3d2ecb66403100191b6ca58c07000800000000000c0de0106636c6f736564";
+const BATCH_PAYLOAD: &str = "03677731027331888e98a8c0e080810101050182e3d2ecb66400100191b6ca58c07abc8def0123456789ab01020203010470622d310105422d3231340101026d61020284e3d2ecb664010470622d320201861201b90386e3d2ecb6640202733180e3d2ecb664be09ea0854570127010488e3d2ecb66403100191b6ca58c07000800000000000c0de0106636c6f736564058ae3d2ecb664040900";
 /// Reads as: `ac02` acked through 300, `04` commands, each a `10`-prefixed id and a tag.
 const ACK_PAYLOAD: &str = "ac0204100191b6ca58c07000800000000000c0de00100191b6ca58c07abc8def0123456789ab0170100191b6ca58c07000800000000000c0de01100191b6ca58c07abc8def0123456789ab0170100191b6ca58c07000800000000000c0de020470622d32100191b6ca58c07000800000000000c0de03100191b6ca58c07abc8def0123456789ab0170";
 /// Written by this crate's encoder (zstd level 3, with checksum) when the format was fixed.
-const BATCH_ENVELOPE: &str = "010028b52ffd2486bd0300240603677731027331040182e3d2ecb66400100191b6ca58c07abc8def0123456789ab01020203010470622d310105422d3231340101026d61020284320201861201b903860202733180be09ea08545701270104880370008000c0de0106636c6f7365640700782030e49dd97c8b689b773d1bd0292828e0d2b480";
+const BATCH_ENVELOPE: &str = "020028b52ffd249a5d0400640703677731027331888e98a8c0e080810101050182e3d2ecb66400100191b6ca58c07abc8def0123456789ab01020203010470622d310105422d3231340101026d61020284320201861201b903860202733180be09ea08545701270104880370008000c0de0106636c6f736564058ae3d2ecb6640409000700782030e49dd97c8b689b773d1b105350668ebb4874";
 
 #[test]
 fn golden_batch_payload() {
@@ -159,7 +166,7 @@ fn golden_ack_payload() {
 fn golden_batch_envelope_still_decodes() {
     // Not compared with the encoder's current output: only decoding is promised forever.
     let envelope = encode_batch(&batch()).unwrap();
-    assert_eq!(hex(&envelope[..2]), "0100", "version 1, little-endian");
+    assert_eq!(hex(&envelope[..2]), "0200", "version 2, little-endian");
     assert_eq!(
         decode_batch(&unhex(BATCH_ENVELOPE), &Limits::default()).unwrap(),
         batch()

@@ -1,14 +1,14 @@
 //! The gateway's outbox sequence number.
 //!
-//! Every record a gateway emits gets the next `Seq`; the cloud acknowledges "everything up to
-//! and including N", so the gateway can drop what was delivered and resend the rest. Numbering
+//! Every record a gateway emits gets the next `Seq` of its lane; the cloud acknowledges
+//! "everything of this lane and epoch up to and including N", so the gateway can drop what was delivered and resend the rest. Numbering
 //! starts at [`Seq::FIRST`]; [`Seq::ZERO`] means "nothing yet" (an ack of zero acks nothing).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A position in one gateway's outbox. Strictly increasing per gateway.
+/// A position in one lane of a gateway's outbox. Strictly increasing per lane.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]

@@ -19,8 +19,8 @@ use super::SYNC_FORMAT_VERSION;
 use super::command::{Command, SyncAck};
 use super::error::SyncError;
 use super::limits::Limits;
-use super::record::{Record, SyncBatch};
-use crate::ids::{GatewayId, SchoolId, Seq};
+use super::record::{Lane, Record, SyncBatch};
+use crate::ids::{Epoch, GatewayId, SchoolId, Seq};
 
 /// zstd level for encoding: a gateway uploads small batches often, on modest hardware.
 const COMPRESSION_LEVEL: i32 = 3;
@@ -61,6 +61,8 @@ pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<SyncBatch, SyncErro
     Ok(SyncBatch {
         gateway_id: header.gateway_id,
         school_id: header.school_id,
+        epoch: header.epoch,
+        lane: header.lane,
         records,
     })
 }
@@ -88,6 +90,8 @@ pub fn decode_ack(bytes: &[u8], limits: &Limits) -> Result<SyncAck, SyncError> {
 struct BatchHeader {
     gateway_id: GatewayId,
     school_id: SchoolId,
+    epoch: Epoch,
+    lane: Lane,
     record_count: u64,
 }
 

@@ -32,9 +32,10 @@ pub use command::{Command, CommandBody, SyncAck};
 pub use error::SyncError;
 pub use limits::Limits;
 pub use record::{
-    AlertEventRecord, CommandOutcome, CommandResult, DeviceHealthRecord, DeviceStatus, Record,
-    RecordBody, SyncBatch,
+    AlertEventRecord, CommandOutcome, CommandResult, DeviceHealthRecord, DeviceStatus, DropReason,
+    Dropped, Lane, Record, RecordBody, SyncBatch,
 };
 
-/// The envelope version this build writes and accepts.
-pub const SYNC_FORMAT_VERSION: u16 = 1;
+/// The envelope version this build writes and accepts. Version 2 added lanes, epochs and
+/// dropped runs to the batch.
+pub const SYNC_FORMAT_VERSION: u16 = 2;

@@ -3,14 +3,16 @@
 //! is the same without the waiting, for tests and benchmarks.
 //!
 //! Shutdown runs in a fixed order: stop intake (the dashboard's listener and streams, the
-//! device listener and connections), then let the engine commit what it has taken in and stop,
-//! then close the database (the engine owns the only writing connection).
+//! device listener and connections), then the sync loop (it reports to the engine), then let
+//! the engine commit what it has taken in and stop, then close the database (the engine owns
+//! the only writing connection).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
+use shared::UnixMillis;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +22,7 @@ use crate::engine::{Engine, EngineHandle};
 use crate::gateway::Gateway;
 use crate::install::ensure_operator_token;
 use crate::store::{DB_FILE, Store};
+use crate::sync::SyncLoop;
 
 /// A started agent.
 #[derive(Debug)]
@@ -32,6 +35,7 @@ pub struct Agent {
     pub engine: EngineHandle,
     gateway: Gateway,
     engine_thread: Engine,
+    sync: SyncLoop,
     api_task: tokio::task::JoinHandle<std::io::Result<()>>,
     api_shutdown: CancellationToken,
     engine_shutdown: CancellationToken,
@@ -42,7 +46,9 @@ impl Agent {
     pub async fn start(config: &Config, data_dir: &Path) -> anyhow::Result<Agent> {
         let token = ensure_operator_token(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
-        let store = Store::open(&db_path)?;
+        let mut store = Store::open(&db_path)?;
+        // Every start writes under a new epoch (see `shared::ids::Epoch`).
+        let epoch = store.start_epoch(UnixMillis::now())?;
         let listener = api::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http_listen))?;
@@ -59,12 +65,14 @@ impl Agent {
             gateway.downlinks.clone(),
             engine_shutdown.clone(),
         )?;
+        let sync = SyncLoop::start(config, data_dir, &engine.handle, epoch);
         let api_shutdown = CancellationToken::new();
         let state = ApiState::new(
             engine.handle.clone(),
             config.school_id.clone(),
             db_path,
             token,
+            sync.status(),
             api_shutdown.clone(),
         );
         let api_task = tokio::spawn(api::serve(listener, state));
@@ -75,13 +83,14 @@ impl Agent {
             engine: engine.handle.clone(),
             gateway,
             engine_thread: engine,
+            sync,
             api_task,
             api_shutdown,
             engine_shutdown,
         })
     }
 
-    /// Stops in order: intake, then the engine, then the database.
+    /// Stops in order: intake, then the sync loop, then the engine, then the database.
     pub async fn stop(self) {
         self.api_shutdown.cancel();
         self.gateway.stop().await;
@@ -90,6 +99,7 @@ impl Agent {
             Ok(Err(e)) => tracing::warn!(error = %e, "the local API stopped with an error"),
             Err(e) => tracing::warn!(error = %e, "the local API task failed"),
         }
+        self.sync.stop().await;
         self.engine_shutdown.cancel();
         self.engine_thread.join().await;
     }

@@ -47,6 +47,7 @@ pub mod occupancy;
 pub mod pki;
 pub mod simulate;
 pub mod store;
+pub mod sync;
 pub mod view;
 
 pub use agent::{Agent, run};

@@ -3,7 +3,7 @@
 //!
 //! Enums are their stable text names (`shared`'s `as_str`), times are Unix milliseconds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::{AlertEventRow, AlertRow, DeviceStatusRow, SnapshotRow};
 
@@ -188,4 +188,79 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
         tracing::error!(error = %e, "cannot serialize a view");
         "null".to_owned()
     })
+}
+
+/// The link to the cloud and what waits for it (`GET /api/v1/sync`, `edge-agent status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncView {
+    /// `not_enrolled`, `misconfigured`, `connecting`, `up`, `down` or `refused`.
+    pub link: String,
+    /// The epoch this run of the agent writes its records under (hex).
+    pub epoch: Option<String>,
+    pub last_success_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    pub last_error: Option<SyncErrorView>,
+    /// One entry per lane, the alert lane first.
+    pub lanes: Vec<LaneView>,
+    /// Records the cloud refused, set aside in the dead-letter table.
+    pub dead_letters: u64,
+}
+
+/// The newest sync failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncErrorView {
+    pub at: i64,
+    pub message: String,
+}
+
+/// One lane's backlog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneView {
+    pub lane: String,
+    /// Records not yet acknowledged by the cloud.
+    pub backlog: u64,
+    pub backlog_bytes: u64,
+    pub oldest_at: Option<i64>,
+    /// Age of the oldest unacknowledged record, in seconds.
+    pub oldest_age_s: Option<i64>,
+}
+
+impl SyncView {
+    /// Joins the loop's report with the outbox's figures, as of `now`.
+    pub fn new(
+        report: &crate::sync::LinkReport,
+        backlog: &[crate::store::LaneBacklog],
+        dead_letters: u64,
+        now: shared::UnixMillis,
+    ) -> SyncView {
+        SyncView {
+            link: report.state.as_str().to_owned(),
+            epoch: report.epoch.map(|e| e.to_string()),
+            last_success_at: report.last_success_at.map(|t| t.get()),
+            last_attempt_at: report.last_attempt_at.map(|t| t.get()),
+            failures: report.failures,
+            last_error: report
+                .last_error
+                .as_ref()
+                .map(|(at, message)| SyncErrorView {
+                    at: at.get(),
+                    message: message.clone(),
+                }),
+            lanes: backlog
+                .iter()
+                .map(|lane| LaneView {
+                    lane: lane.lane.as_str().to_owned(),
+                    backlog: lane.records,
+                    backlog_bytes: lane.bytes,
+                    oldest_at: lane.oldest_at.map(|t| t.get()),
+                    oldest_age_s: lane
+                        .oldest_at
+                        .map(|t| (now.get().saturating_sub(t.get()) / 1_000).max(0)),
+                })
+                .collect(),
+            dead_letters,
+        }
+    }
 }

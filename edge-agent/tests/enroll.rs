@@ -15,8 +15,10 @@ use std::process::Output;
 
 use common::cloud::{TestCloud, free_port};
 use common::{Gateway, SCHOOL, client_verifier, mode, pem_der, read, run, s, verify_client};
-use edge_agent::config::Config;
-use shared::sync::{Limits, SyncBatch, decode_ack, encode_batch};
+use edge_agent::config::{Config, SyncSettings};
+use edge_agent::sync::{Outcome, SyncClient};
+use shared::ids::{Epoch, Seq};
+use shared::sync::{Lane, SyncBatch};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const WRITTEN: [&str; 4] = ["gateway.key", "gateway.pem", "cloud-ca.pem", "agent.toml"];
@@ -140,32 +142,26 @@ async fn enroll_stores_a_key_a_certificate_from_the_cloud_ca_and_the_cloud_secti
     assert_eq!(settings.url.as_str(), format!("{}/", cloud.url()));
     assert_eq!(settings.sync_url.as_str(), format!("{}/", cloud.sync_url()));
 
-    // What was stored is what the sync loop needs: with gateway.pem and gateway.key, trusting
-    // cloud-ca.pem only, the sync listener at sync_url acknowledges a batch.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let identity =
-        reqwest::Identity::from_pem(format!("{cert}\n{}", key.serialize_pem()).as_bytes()).unwrap();
-    let ca =
-        reqwest::Certificate::from_pem(read(&gw.data.join("cloud-ca.pem")).as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .identity(identity)
-        .build()
-        .unwrap();
+    // What was stored is what the sync loop needs: its client, with gateway.pem and
+    // gateway.key and trusting cloud-ca.pem only, gets a heartbeat acknowledged.
+    let client = SyncClient::new(
+        &gw.data,
+        &settings.sync_url,
+        &settings.gateway_id,
+        &SyncSettings::default(),
+    )
+    .unwrap();
     let batch = SyncBatch {
         gateway_id: settings.gateway_id.clone(),
         school_id: SCHOOL.parse().unwrap(),
+        epoch: Epoch::new(7).unwrap(),
+        lane: Lane::Alert,
         records: vec![],
     };
-    let response = client
-        .post(settings.sync_url.endpoint("/api/v1/sync"))
-        .header("content-type", "application/vnd.hallwatch.sync")
-        .body(encode_batch(&batch).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    decode_ack(&response.bytes().await.unwrap(), &Limits::DEFAULT).unwrap();
+    match client.send(&batch).await {
+        Outcome::Acked(ack) => assert_eq!(ack.acked_through, Seq::ZERO),
+        other => panic!("the heartbeat was not acknowledged: {other:?}"),
+    }
     cloud.stop().await;
 }
 

@@ -129,10 +129,12 @@ async fn sigterm_stops_within_five_seconds_and_keeps_what_was_acknowledged() {
         seen >= last_heartbeat,
         "last_seen {seen:?} lost the final heartbeat"
     );
-    let records = store.outbox_after(0, 1_000).unwrap();
-    let alert_events: Vec<_> = records
+    // Alert changes in the alert lane, health and snapshots in the telemetry lane, each lane
+    // numbered 1, 2, 3, ... and all written under this run's epoch.
+    let alerts = store.outbox(Lane::Alert).unwrap();
+    let alert_events: Vec<_> = alerts
         .iter()
-        .filter_map(|(_, _, body)| match body {
+        .filter_map(|(_, r)| match &r.body {
             RecordBody::AlertEvent(e) => Some((e.event.as_str(), e.state.as_str())),
             _ => None,
         })
@@ -141,32 +143,60 @@ async fn sigterm_stops_within_five_seconds_and_keeps_what_was_acknowledged() {
         alert_events,
         [("triggered", "triggered"), ("acknowledged", "acknowledged")]
     );
+    assert_eq!(alerts.len(), 2, "nothing else in the alert lane");
+    let telemetry = store.outbox(Lane::Telemetry).unwrap();
     assert!(
-        records.iter().any(
-            |(_, _, b)| matches!(b, RecordBody::DeviceHealth(h) if h.device_id.as_str() == "btn-1")
+        telemetry.iter().any(
+            |(_, r)| matches!(&r.body, RecordBody::DeviceHealth(h) if h.device_id.as_str() == "btn-1")
         ),
         "the device's health change is in the outbox"
     );
     assert!(
-        records
+        telemetry
             .iter()
-            .any(|(_, _, b)| matches!(b, RecordBody::Snapshot(_))),
+            .any(|(_, r)| matches!(r.body, RecordBody::Snapshot(_))),
         "snapshots are in the outbox"
     );
-    let seqs: Vec<i64> = records.iter().map(|(seq, _, _)| *seq).collect();
     assert!(
-        seqs.windows(2).all(|w| w[0] < w[1]),
-        "seq increases: {seqs:?}"
+        telemetry
+            .iter()
+            .all(|(_, r)| r.body.lane() == Some(Lane::Telemetry))
     );
-    // Stored in the lanes the sync loop sends first (alerts) and later (telemetry).
-    let lanes = store.outbox_lanes().unwrap();
-    assert_eq!(lanes.iter().filter(|l| **l == Lane::Alert).count(), 2);
-    assert_eq!(lanes.len(), records.len());
+    for lane in [&alerts, &telemetry] {
+        let seqs: Vec<u64> = lane.iter().map(|(_, r)| r.seq.get()).collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "each lane counts from 1 without a gap");
+    }
+    let epochs = store.epochs().unwrap();
+    assert_eq!(epochs.len(), 1, "one run, one epoch");
+    assert!(
+        alerts
+            .iter()
+            .chain(&telemetry)
+            .all(|(e, _)| *e == epochs[0]),
+        "every record is of the run's epoch"
+    );
     drop(store);
 
     // And a restart carries on where it stopped.
-    let agent = gw.run_agent("").await;
+    let mut agent = gw.run_agent("").await;
     let (_, open) = agent.get("/api/v1/alerts?state=open").await;
     assert_eq!(open["alerts"][0]["id"], id.as_str());
     assert_eq!(open["alerts"][0]["state"], "acknowledged");
+    let (status, resolved) = agent
+        .post(&format!("/api/v1/alerts/{id}/resolve"), "")
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    let (_, exit) = agent.terminate();
+    assert!(exit.success());
+
+    // The second run wrote under an epoch of its own, continuing each lane's numbers.
+    let store = Store::open(&gw.data.join("edge.db")).unwrap();
+    let epochs = store.epochs().unwrap();
+    assert_eq!(epochs.len(), 2, "a new epoch per start");
+    let alerts = store.outbox(Lane::Alert).unwrap();
+    let last = alerts.last().unwrap();
+    assert_eq!(last.1.seq.get(), 3, "the alert lane went on from 2");
+    assert_eq!(last.0, epochs[1]);
+    assert!(matches!(&last.1.body, RecordBody::AlertEvent(e) if e.state.as_str() == "resolved"));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use edge_agent::config::Config;
 use edge_agent::install::{InitOptions, add_device, init};
-use edge_agent::store::{DeviceKind, Lane, NewDevice, RoomRow, SnapshotRow};
+use edge_agent::store::{DeviceKind, NewDevice, RoomRow, SnapshotRow};
 use edge_agent::view::{SnapshotView, to_json};
 use firmware_protocol::Label;
 use shared::sync::RecordBody;
@@ -84,6 +84,13 @@ pub(crate) fn store_a_day_of_snapshots(data: &Path) -> usize {
     let mut db = rusqlite::Connection::open(data.join(edge_agent::store::DB_FILE)).unwrap();
     let tx = db.transaction().unwrap();
     let now = UnixMillis::now().get();
+    // The outage's records were written by an earlier run of the agent, under its epoch.
+    const EPOCH: i64 = 0x0bad_5eed;
+    tx.execute(
+        "INSERT INTO epochs (epoch, started_at) VALUES (?1, ?2)",
+        (EPOCH, now - 86_400_000),
+    )
+    .unwrap();
     let mut written = 0;
     for (kind, every_s, count) in [("heartbeat", 30, 2_880), ("scheduled", 300, 288)] {
         for i in (1..=count).rev() {
@@ -125,13 +132,18 @@ pub(crate) fn store_a_day_of_snapshots(data: &Path) -> usize {
             )
             .unwrap();
             let body = RecordBody::Snapshot(row.snapshot.clone());
+            let seq: i64 = tx
+                .query_row(
+                    "UPDATE outbox_lanes SET head = head + 1 WHERE lane = 'telemetry' \
+                     RETURNING head",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
             tx.execute(
-                "INSERT INTO outbox (lane, at, body) VALUES (?1, ?2, ?3)",
-                (
-                    Lane::of(&body).as_str(),
-                    at.get(),
-                    postcard::to_stdvec(&body).unwrap(),
-                ),
+                "INSERT INTO outbox (lane, seq, epoch, at, kind, body) \
+                 VALUES ('telemetry', ?1, ?2, ?3, 'snapshot', ?4)",
+                (seq, EPOCH, at.get(), postcard::to_stdvec(&body).unwrap()),
             )
             .unwrap();
             written += 1;

@@ -32,6 +32,7 @@ use shared::ids::SchoolId;
 
 use crate::engine::EngineHandle;
 use crate::store::{Reader, StoreError};
+use crate::sync::SyncStatus;
 
 pub use error::ApiError;
 
@@ -48,6 +49,7 @@ pub struct ApiState {
     db_path: Arc<PathBuf>,
     token: Arc<str>,
     readers: Arc<Mutex<Vec<Reader>>>,
+    sync: Arc<SyncStatus>,
     shutdown: CancellationToken,
 }
 
@@ -67,6 +69,7 @@ impl ApiState {
         school: SchoolId,
         db_path: PathBuf,
         token: String,
+        sync: Arc<SyncStatus>,
         shutdown: CancellationToken,
     ) -> ApiState {
         ApiState {
@@ -75,6 +78,7 @@ impl ApiState {
             db_path: Arc::new(db_path),
             token: token.into(),
             readers: Arc::new(Mutex::new(Vec::new())),
+            sync,
             shutdown,
         }
     }
@@ -116,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events::stream))
         .route("/snapshot", get(status::snapshot))
         .route("/devices", get(status::devices))
+        .route("/sync", get(status::sync))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

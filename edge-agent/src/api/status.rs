@@ -1,11 +1,12 @@
-//! `/api/v1/snapshot` and `/api/v1/devices`: the school's numbers and its devices' health.
+//! `/api/v1/snapshot`, `/api/v1/devices` and `/api/v1/sync`: the school's numbers, its
+//! devices' health, and how the link to the cloud is doing.
 
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
-use crate::view::{DeviceView, SnapshotView};
+use crate::view::{DeviceView, SnapshotView, SyncView};
 
 /// `GET /api/v1/snapshot`: the newest school snapshot (404 before the first is taken, a
 /// moment after start).
@@ -29,4 +30,18 @@ pub(super) async fn devices(State(state): State<ApiState>) -> Result<Json<Device
     let mut devices: Vec<DeviceView> = rows.iter().map(DeviceView::from).collect();
     devices.sort_by_key(|d| (d.state != "active", d.status == "online" && !d.battery_low));
     Ok(Json(DeviceList { devices }))
+}
+
+/// `GET /api/v1/sync`: the link as the sync loop last found it, with each lane's backlog as
+/// the outbox holds it now.
+pub(super) async fn sync(State(state): State<ApiState>) -> Result<Json<SyncView>, ApiError> {
+    let (backlog, dead_letters) = state
+        .read(|db| Ok((db.outbox_backlog()?, db.dead_letter_count()?)))
+        .await?;
+    Ok(Json(SyncView::new(
+        &state.sync.report(),
+        &backlog,
+        dead_letters,
+        shared::UnixMillis::now(),
+    )))
 }

@@ -2,7 +2,7 @@
 //! [`Config`], whose fields are typed. Every error names the field that is wrong.
 //!
 //! `core.rs` holds the engine's sections, `cloud.rs` the `[cloud]` section that
-//! `edge-agent enroll` writes.
+//! `edge-agent enroll` writes, `sync.rs` the `[sync]` section (how the outbox is uploaded).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,9 +14,11 @@ use shared::ids::SchoolId;
 
 mod cloud;
 mod core;
+mod sync;
 
 pub use self::cloud::{CloudSettings, CloudUrl, RawCloud, SyncUrl, UrlError};
 pub use self::core::{HealthSettings, MAX_ROOMS, RawHealth, RawRoom, RawSnapshots};
+pub use self::sync::{RawSync, SyncSettings};
 
 use crate::engine::{AlertSettings, DEFAULT_PRESS_MAP, format_press_map, parse_press_map};
 use crate::gate::GateLimits;
@@ -61,6 +63,8 @@ pub struct Config {
     pub rooms: Vec<RoomRow>,
     /// The cloud this gateway is enrolled with (`[cloud]`); `None` until `edge-agent enroll`.
     pub cloud: Option<CloudSettings>,
+    /// How the outbox is uploaded (`[sync]`).
+    pub sync: SyncSettings,
 }
 
 /// Why `agent.toml` was refused.
@@ -105,6 +109,8 @@ pub struct RawConfig {
     pub rooms: Vec<RawRoom>,
     #[serde(default)]
     pub cloud: Option<RawCloud>,
+    #[serde(default)]
+    pub sync: RawSync,
 }
 
 /// `[alerts]`: every field optional, defaults from [`AlertSettings::default`].
@@ -252,6 +258,7 @@ impl Config {
              heartbeat_s = {}\n\
              full_s = {}\n\
              stale_after_s = {}\n\n\
+             {}\n\
              # The school's rooms: where each is and how many it holds (a camera counting more\n\
              # than twice the capacity is refused). Devices are registered in these rooms.\n\
              # [[rooms]]\n\
@@ -284,6 +291,7 @@ impl Config {
             self.snapshots.heartbeat.as_secs(),
             self.snapshots.full.as_secs(),
             self.occupancy.stale_after.as_secs(),
+            self.sync.to_toml(),
             self.rooms_toml(),
             self.cloud
                 .as_ref()
@@ -360,6 +368,7 @@ impl RawConfig {
             occupancy,
             rooms: self::core::validate_rooms(self.rooms)?,
             cloud: self.cloud.map(RawCloud::validate).transpose()?,
+            sync: self.sync.validate()?,
         })
     }
 }

@@ -16,9 +16,12 @@
 //!
 //! - `alerts`: presses, cancels, staff transitions and escalation, via `shared::alert::step`;
 //! - `telemetry`: device health, room counts and school snapshots;
-//! - `press_map`: which alert a press pattern raises.
+//! - `press_map`: which alert a press pattern raises;
+//! - `cloud`: what the sync loop reports: acknowledgements (the outbox shrinks), commands from
+//!   the cloud (carried out once, through the same paths as the dashboard's), dead letters.
 
 mod alerts;
+mod cloud;
 mod press_map;
 mod telemetry;
 
@@ -34,7 +37,8 @@ use firmware_protocol::{
 use shared::UnixMillis;
 use shared::alert::Actor;
 use shared::ids::{AlertId, DeviceId};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use shared::sync::Lane;
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Downlinks, Uplink};
@@ -43,6 +47,7 @@ use crate::store::{DeviceProfile, DeviceState, Store, StoreError, StoredEvent};
 use crate::view::AlertView;
 
 pub use alerts::{CommandError, StaffVerb};
+pub use cloud::SyncInput;
 pub use press_map::{
     DEFAULT as DEFAULT_PRESS_MAP, PressMapError, format_press_map, parse_press_map,
 };
@@ -51,6 +56,8 @@ pub use press_map::{
 pub const MAX_BATCH: usize = 1_024;
 /// Requests from the API waiting for the engine before callers are told it is busy.
 const REQUEST_BUFFER: usize = 256;
+/// Reports from the sync loop waiting for the engine (one per lane is the most in flight).
+const SYNC_BUFFER: usize = 8;
 /// Events buffered for slow stream subscribers before they must catch up from the database.
 const EVENT_BUFFER: usize = 4_096;
 
@@ -98,13 +105,35 @@ pub enum Request {
 enum Input {
     Uplink(Uplink),
     Request(Request),
+    Sync(SyncInput),
 }
 
 /// What the rest of the agent holds to talk to the engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     requests: mpsc::Sender<Request>,
+    sync: mpsc::Sender<SyncInput>,
     events: broadcast::Sender<StoredEvent>,
+    outbox: Arc<OutboxSignals>,
+}
+
+/// Woken after every commit that appended to a lane of the outbox, so the sync loop sends at
+/// once instead of polling. A `Notify` keeps one permit: a commit while the loop is busy is
+/// not lost.
+#[derive(Debug, Default)]
+pub struct OutboxSignals {
+    alert: Notify,
+    telemetry: Notify,
+}
+
+impl OutboxSignals {
+    /// The signal of `lane`.
+    pub fn lane(&self, lane: Lane) -> &Notify {
+        match lane {
+            Lane::Alert => &self.alert,
+            Lane::Telemetry => &self.telemetry,
+        }
+    }
 }
 
 /// Why a request did not reach the engine.
@@ -129,6 +158,11 @@ impl EngineHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
         self.events.subscribe()
     }
+
+    /// The signals the engine raises when it appends to the outbox.
+    pub fn outbox_signals(&self) -> Arc<OutboxSignals> {
+        Arc::clone(&self.outbox)
+    }
 }
 
 /// A running engine: its handle and its thread.
@@ -150,12 +184,14 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Result<Engine, EngineError> {
         let (requests_tx, requests) = mpsc::channel(REQUEST_BUFFER);
+        let (sync_tx, sync) = mpsc::channel(SYNC_BUFFER);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let outbox = Arc::new(OutboxSignals::default());
         // The configured rooms, so profiles carry their building and floor.
         let tx = store.batch()?;
         tx.replace_rooms(&config.rooms)?;
         tx.commit()?;
-        let state = State::load(&store, config, downlinks, events.clone())?;
+        let state = State::load(&store, config, downlinks, events.clone(), outbox.clone())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -168,6 +204,7 @@ impl Engine {
                     state,
                     uplinks,
                     requests,
+                    sync,
                     shutdown,
                 };
                 runtime.block_on(actor.run());
@@ -176,7 +213,9 @@ impl Engine {
         Ok(Engine {
             handle: EngineHandle {
                 requests: requests_tx,
+                sync: sync_tx,
                 events,
+                outbox,
             },
             thread,
         })
@@ -204,6 +243,7 @@ struct Worker {
     state: State,
     uplinks: mpsc::Receiver<Uplink>,
     requests: mpsc::Receiver<Request>,
+    sync: mpsc::Receiver<SyncInput>,
     shutdown: CancellationToken,
 }
 
@@ -223,6 +263,7 @@ impl Worker {
                 biased;
                 () = self.shutdown.cancelled() => break,
                 Some(request) = self.requests.recv() => inputs.push(Input::Request(request)),
+                Some(report) = self.sync.recv() => inputs.push(Input::Sync(report)),
                 Some(uplink) = self.uplinks.recv() => inputs.push(Input::Uplink(uplink)),
                 () = sleep => {}
             }
@@ -231,6 +272,12 @@ impl Worker {
             while inputs.len() < MAX_BATCH {
                 match self.requests.try_recv() {
                     Ok(request) => inputs.push(Input::Request(request)),
+                    Err(_) => break,
+                }
+            }
+            while inputs.len() < MAX_BATCH {
+                match self.sync.try_recv() {
+                    Ok(report) => inputs.push(Input::Sync(report)),
                     Err(_) => break,
                 }
             }
@@ -323,12 +370,17 @@ impl Worker {
                 Input::Request(request) => {
                     self.state.request(&tx, index, request, now, &mut effects)?;
                 }
+                Input::Sync(report) => self.state.sync(&tx, report, now, &mut effects)?,
             }
         }
         if with_timers && self.state.next_deadline().is_some_and(|due| due <= now) {
             self.state.timers(&tx, now, &mut effects)?;
         }
+        let appended = tx.appended_lanes();
         tx.commit()?;
+        for lane in appended {
+            self.state.outbox.lane(lane).notify_one();
+        }
         self.state.status_dirty |= effects.status_changed;
         if self.state.status_dirty && now >= self.state.next_status {
             let status = self.state.status(now);
@@ -349,8 +401,12 @@ impl Worker {
 /// Answers the requests among `inputs` with the database's failure.
 fn refuse(inputs: Vec<Input>, error: &StoreError) {
     for input in inputs {
-        if let Input::Request(Request::Transition { reply, .. }) = input {
-            let _ = reply.send(Err(CommandError::Internal(error.to_string())));
+        match input {
+            Input::Request(Request::Transition { reply, .. }) => {
+                let _ = reply.send(Err(CommandError::Internal(error.to_string())));
+            }
+            Input::Sync(report) => report.refuse(error),
+            Input::Uplink(_) => {}
         }
     }
 }
@@ -383,6 +439,7 @@ struct State {
     devices: HashMap<DeviceId, Arc<DeviceProfile>>,
     downlinks: Downlinks,
     events: broadcast::Sender<StoredEvent>,
+    outbox: Arc<OutboxSignals>,
     next_refresh: UnixMillis,
     next_housekeeping: UnixMillis,
     /// `hallwatch/status` needs publishing, and not before `next_status`: each alert change
@@ -397,6 +454,7 @@ impl State {
         config: &Config,
         downlinks: Downlinks,
         events: broadcast::Sender<StoredEvent>,
+        outbox: Arc<OutboxSignals>,
     ) -> Result<State, StoreError> {
         let now = UnixMillis::now();
         let devices = profiles(store)?;
@@ -406,6 +464,7 @@ impl State {
             devices,
             downlinks,
             events,
+            outbox,
             next_refresh: now.saturating_add(REFRESH_DEVICES_EVERY),
             next_housekeeping: now,
             status_dirty: true,
@@ -662,12 +721,16 @@ impl Effects {
         }
         let mut replies: HashMap<usize, _> = self.replies.into_iter().collect();
         for (index, input) in inputs.into_iter().enumerate() {
-            if let Input::Request(Request::Transition { reply, .. }) = input {
-                let outcome = replies.remove(&index).unwrap_or_else(|| {
-                    Err(CommandError::Internal("the engine did not answer".into()))
-                });
-                // The caller may have given up waiting; the change stands regardless.
-                let _ = reply.send(outcome);
+            match input {
+                Input::Request(Request::Transition { reply, .. }) => {
+                    let outcome = replies.remove(&index).unwrap_or_else(|| {
+                        Err(CommandError::Internal("the engine did not answer".into()))
+                    });
+                    // The caller may have given up waiting; the change stands regardless.
+                    let _ = reply.send(outcome);
+                }
+                Input::Sync(report) => report.done(),
+                Input::Uplink(_) => {}
             }
         }
     }

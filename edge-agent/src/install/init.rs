@@ -83,6 +83,7 @@ pub fn init(options: InitOptions) -> Result<Initialised, InstallError> {
         occupancy: OccupancyPolicy::default(),
         rooms: Vec::new(),
         cloud: None,
+        sync: crate::config::SyncSettings::default(),
     };
     let created_dir = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

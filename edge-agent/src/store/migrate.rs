@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_integrations",
         include_str!("../../../migrations/edge/0003_integrations.sql"),
     ),
+    (
+        "0004_sync",
+        include_str!("../../../migrations/edge/0004_sync.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database, each in its own transaction.
@@ -63,5 +67,68 @@ mod tests {
             apply(&mut conn),
             Err(StoreError::NewerSchema { applied: 99, .. })
         ));
+    }
+
+    #[test]
+    fn the_sync_migration_numbers_each_lane_from_one_under_one_epoch() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        // Bodies as postcard writes them: the first byte is the variant (0 alert event,
+        // 1 health, 2 snapshot, 3 command result); the rest does not matter here.
+        for (lane, body) in [
+            ("telemetry", 2u8),
+            ("alert", 0),
+            ("telemetry", 1),
+            ("alert", 3),
+            ("telemetry", 2),
+        ] {
+            conn.execute(
+                "INSERT INTO outbox (lane, at, body) VALUES (?1, 5, ?2)",
+                (lane, vec![body, 9, 9]),
+            )
+            .unwrap();
+        }
+        apply(&mut conn).unwrap();
+        let rows: Vec<(String, i64, String)> = conn
+            .prepare("SELECT lane, seq, kind FROM outbox ORDER BY lane, seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expect = [
+            ("alert", 1, "alert_event"),
+            ("alert", 2, "command_result"),
+            ("telemetry", 1, "snapshot"),
+            ("telemetry", 2, "device_health"),
+            ("telemetry", 3, "snapshot"),
+        ];
+        let rows: Vec<(&str, i64, &str)> = rows
+            .iter()
+            .map(|(l, s, k)| (l.as_str(), *s, k.as_str()))
+            .collect();
+        assert_eq!(rows, expect);
+        let heads: Vec<(String, i64)> = conn
+            .prepare("SELECT lane, head FROM outbox_lanes ORDER BY lane")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            heads,
+            [("alert".to_owned(), 2), ("telemetry".to_owned(), 3)]
+        );
+        let epochs: i64 = conn
+            .query_row(
+                "SELECT count(DISTINCT epoch) FROM outbox WHERE epoch <> 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(epochs, 1);
     }
 }

@@ -30,8 +30,9 @@ pub use events::{StoredEvent, Topic};
 pub use model::{
     CertRole, DeviceKind, DeviceRow, DeviceState, IntegrationRow, IntegrationState, NewDevice,
 };
-pub use outbox::Lane;
+pub use outbox::LaneBacklog;
 pub use profiles::{DeviceProfile, HealthUpdate, RoomRow};
+pub use shared::sync::Lane;
 pub use telemetry::{DeviceStatusRow, OccupancyRow, SnapshotRow};
 
 /// The database's file name inside the data directory.
@@ -67,6 +68,8 @@ pub enum StoreError {
     UnknownIntegration(IntegrationId),
     #[error("integration {0} is already revoked")]
     IntegrationAlreadyRevoked(IntegrationId),
+    #[error("an outbox record was written before the agent started an epoch")]
+    NoEpoch,
 }
 
 /// How long a connection waits for another's write lock (a CLI command writing while the
@@ -77,6 +80,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// What outbox records are written under; set by [`Store::start_epoch`].
+    epoch: Option<shared::ids::Epoch>,
 }
 
 /// One write transaction of the engine: everything a batch of inputs changes, with its outbox
@@ -84,6 +89,9 @@ pub struct Store {
 #[derive(Debug)]
 pub struct Batch<'a> {
     tx: rusqlite::Transaction<'a>,
+    epoch: Option<shared::ids::Epoch>,
+    /// Which lanes of the outbox this transaction appended to.
+    appended: std::cell::Cell<[bool; 2]>,
 }
 
 /// A read-only connection for the dashboard's queries; WAL lets it read while the engine
@@ -124,8 +132,11 @@ impl Store {
     /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a concurrent
     /// writer waits (up to the busy timeout) instead of failing half-way.
     pub fn batch(&mut self) -> Result<Batch<'_>, StoreError> {
+        let epoch = self.epoch;
         Ok(Batch {
             tx: self.write_transaction()?,
+            epoch,
+            appended: std::cell::Cell::new([false; 2]),
         })
     }
 
@@ -157,7 +168,7 @@ impl Store {
             return Err(StoreError::Corrupt(report));
         }
         tracing::info!("edge database integrity check: ok");
-        let mut store = Store { conn };
+        let mut store = Store { conn, epoch: None };
         migrate::apply(&mut store.conn)?;
         Ok(store)
     }

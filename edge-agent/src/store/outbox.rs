@@ -1,95 +1,333 @@
 //! The sync outbox: records for the cloud, appended in the same transaction as the change they
 //! describe, so a change is never committed without its record nor a record without its change.
-//! Reading and sending them is the sync loop's (issue #6).
+//!
+//! Each lane ([`Lane`]) numbers its records from its own counter (`outbox_lanes.head`, which
+//! never goes back), and every record carries the epoch it was written in (one per agent
+//! start, [`Store::start_epoch`]). The sync loop reads the oldest records of a lane
+//! ([`Reader::outbox_batch`]); the engine deletes them once the cloud acknowledges them
+//! ([`Batch::ack_outbox`]), so the outbox holds exactly what the cloud has not confirmed.
+//! Records are removed unsent only by replacing them with a `Dropped` record that spans their
+//! numbers ([`Batch::dead_letter`]), so the cloud sees every number of a lane exactly once.
 
+use rusqlite::OptionalExtension;
 use shared::UnixMillis;
-use shared::sync::RecordBody;
+use shared::ids::{CommandId, Epoch, Seq};
+use shared::sync::{CommandOutcome, DropReason, Dropped, Lane, Record, RecordBody};
 
-use super::{Batch, Store, StoreError};
+use super::{Batch, Reader, Store, StoreError};
 
-/// Which queue a record waits in: alerts are sent before telemetry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// Alert log entries and command results: sent first, never dropped.
-    Alert,
-    /// Device health and snapshots: may be thinned under storage pressure.
-    Telemetry,
+/// The text stored in `outbox.kind` for a record body.
+fn kind_name(body: &RecordBody) -> &'static str {
+    match body {
+        RecordBody::AlertEvent(_) => "alert_event",
+        RecordBody::DeviceHealth(_) => "device_health",
+        RecordBody::Snapshot(_) => "snapshot",
+        RecordBody::CommandResult(_) => "command_result",
+        RecordBody::Dropped(_) => "dropped",
+    }
 }
 
-impl Lane {
-    /// The name stored in `outbox.lane`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Lane::Alert => "alert",
-            Lane::Telemetry => "telemetry",
+fn encode(body: &RecordBody) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(body).map_err(|e| StoreError::BadValue {
+        what: "outbox record",
+        value: e.to_string(),
+    })
+}
+
+fn decode(lane: Lane, seq: i64, bytes: &[u8]) -> Result<RecordBody, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::BadValue {
+        what: "outbox record",
+        value: format!("{lane} seq {seq}: {e}"),
+    })
+}
+
+const fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Alert => 0,
+        Lane::Telemetry => 1,
+    }
+}
+
+fn seq_from(n: i64) -> Seq {
+    Seq::new(u64::try_from(n).unwrap_or(0))
+}
+
+fn seq_to(seq: Seq) -> i64 {
+    i64::try_from(seq.get()).unwrap_or(i64::MAX)
+}
+
+fn epoch_from(n: i64) -> Result<Epoch, StoreError> {
+    Epoch::from_i64(n).ok_or_else(|| super::bad_value("epoch", &n.to_string()))
+}
+
+/// How much of one lane waits for the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneBacklog {
+    /// The lane.
+    pub lane: Lane,
+    /// Records not yet acknowledged.
+    pub records: u64,
+    /// Their stored size in bytes (bodies only).
+    pub bytes: u64,
+    /// When the oldest of them happened.
+    pub oldest_at: Option<UnixMillis>,
+}
+
+impl Store {
+    /// Starts a new epoch with a fresh random number: every record appended from now on
+    /// carries it. The agent calls this once at every start, before the engine writes.
+    pub fn start_epoch(&mut self, now: UnixMillis) -> Result<Epoch, StoreError> {
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let bytes = ring::rand::generate::<[u8; 8]>(&rng)
+                .map_err(|_| StoreError::BadValue {
+                    what: "random epoch",
+                    value: "the system's random source failed".into(),
+                })?
+                .expose();
+            let Some(epoch) = Epoch::new(u64::from_le_bytes(bytes)) else {
+                continue;
+            };
+            let inserted = self.conn.execute(
+                "INSERT OR IGNORE INTO epochs (epoch, started_at) VALUES (?1, ?2)",
+                (epoch.to_i64(), now.get()),
+            )?;
+            if inserted == 1 {
+                self.epoch = Some(epoch);
+                return Ok(epoch);
+            }
         }
     }
 
-    /// The lane a record belongs in.
-    pub fn of(body: &RecordBody) -> Lane {
-        match body {
-            RecordBody::AlertEvent(_) | RecordBody::CommandResult(_) => Lane::Alert,
-            RecordBody::DeviceHealth(_) | RecordBody::Snapshot(_) => Lane::Telemetry,
-        }
+    /// The epoch records are written under, once [`Store::start_epoch`] ran.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
+    }
+
+    /// Every outbox record of `lane`, oldest first, with its epoch (for tests and tools).
+    pub fn outbox(&self, lane: Lane) -> Result<Vec<(Epoch, Record)>, StoreError> {
+        read_records(&self.conn, lane, None, u32::MAX, usize::MAX)
+    }
+
+    /// The epochs this database has written under, oldest first.
+    pub fn epochs(&self) -> Result<Vec<Epoch>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT epoch FROM epochs ORDER BY started_at, rowid")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.map(|n| epoch_from(n?)).collect()
     }
 }
 
 impl Batch<'_> {
-    /// Appends `body` to the outbox and returns its gateway-wide `seq`.
-    pub fn append_outbox(&self, at: UnixMillis, body: &RecordBody) -> Result<i64, StoreError> {
-        let bytes = postcard::to_stdvec(body).map_err(|e| StoreError::BadValue {
+    /// Appends `body` to its lane of the outbox under the current epoch; returns its seq.
+    pub fn append_outbox(&self, at: UnixMillis, body: &RecordBody) -> Result<Seq, StoreError> {
+        let lane = body.lane().ok_or_else(|| StoreError::BadValue {
             what: "outbox record",
-            value: e.to_string(),
+            value: "a dropped run is written by dead_letter, not appended".into(),
         })?;
-        self.tx.execute(
-            "INSERT INTO outbox (lane, at, body) VALUES (?1, ?2, ?3)",
-            (Lane::of(body).as_str(), at.get(), bytes),
+        self.insert_outbox(lane, at, body)
+    }
+
+    fn insert_outbox(
+        &self,
+        lane: Lane,
+        at: UnixMillis,
+        body: &RecordBody,
+    ) -> Result<Seq, StoreError> {
+        let epoch = self.epoch.ok_or(StoreError::NoEpoch)?;
+        let mut appended = self.appended.get();
+        appended[lane_index(lane)] = true;
+        self.appended.set(appended);
+        let seq: i64 = self.tx.query_row(
+            "UPDATE outbox_lanes SET head = head + 1 WHERE lane = ?1 RETURNING head",
+            [lane.as_str()],
+            |r| r.get(0),
         )?;
-        Ok(self.tx.last_insert_rowid())
+        self.tx.execute(
+            "INSERT INTO outbox (lane, seq, epoch, at, kind, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                lane.as_str(),
+                seq,
+                epoch.to_i64(),
+                at.get(),
+                kind_name(body),
+                encode(body)?,
+            ),
+        )?;
+        Ok(seq_from(seq))
+    }
+
+    /// The lanes this transaction appended to (for the sync loop's wake-up after commit).
+    pub fn appended_lanes(&self) -> impl Iterator<Item = Lane> + use<> {
+        let appended = self.appended.get();
+        Lane::ALL
+            .iter()
+            .copied()
+            .filter(move |&lane| appended[lane_index(lane)])
+    }
+
+    /// Deletes what the cloud acknowledged: `lane`'s records of `epoch` up to `through`.
+    pub fn ack_outbox(&self, lane: Lane, epoch: Epoch, through: Seq) -> Result<usize, StoreError> {
+        Ok(self.tx.execute(
+            "DELETE FROM outbox WHERE lane = ?1 AND epoch = ?2 AND seq <= ?3",
+            (lane.as_str(), epoch.to_i64(), seq_to(through)),
+        )?)
+    }
+
+    /// Moves the record at `seq` of `lane` to the dead-letter table with `reason`, leaving a
+    /// `Dropped` record in its place so the lane moves on. `false` if there is no such record
+    /// (already acknowledged, or already a dropped run).
+    pub fn dead_letter(
+        &self,
+        lane: Lane,
+        seq: Seq,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let moved = self.tx.execute(
+            "INSERT INTO dead_letters (lane, seq, epoch, at, kind, body, reason, dead_at) \
+             SELECT lane, seq, epoch, at, kind, body, ?3, ?4 FROM outbox \
+             WHERE lane = ?1 AND seq = ?2 AND kind <> 'dropped'",
+            (lane.as_str(), seq_to(seq), reason, now.get()),
+        )?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        let dropped = RecordBody::Dropped(Dropped {
+            through: seq,
+            reason: DropReason::DeadLettered,
+        });
+        self.tx.execute(
+            "UPDATE outbox SET kind = 'dropped', body = ?3 WHERE lane = ?1 AND seq = ?2",
+            (lane.as_str(), seq_to(seq), encode(&dropped)?),
+        )?;
+        Ok(true)
+    }
+
+    /// Whether the cloud command `id` was carried out already.
+    pub fn command_done(&self, id: &CommandId) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT 1 FROM cloud_commands WHERE id = ?1",
+                [id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records that the cloud command `id` (of `kind`) was carried out with `outcome`.
+    pub fn record_command(
+        &self,
+        id: &CommandId,
+        kind: &str,
+        outcome: &CommandOutcome,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let (name, reason) = match outcome {
+            CommandOutcome::Applied => ("applied", None),
+            CommandOutcome::Rejected { reason } => ("rejected", Some(reason.as_str())),
+        };
+        self.tx.execute(
+            "INSERT INTO cloud_commands (id, kind, outcome, reason, applied_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            (id.to_string(), kind, name, reason, now.get()),
+        )?;
+        Ok(())
     }
 }
 
-impl Store {
-    /// The lane of every outbox record as stored, in seq order.
-    pub fn outbox_lanes(&self) -> Result<Vec<Lane>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT lane FROM outbox ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut lanes = Vec::new();
-        for lane in rows {
-            lanes.push(match lane?.as_str() {
-                "alert" => Lane::Alert,
-                "telemetry" => Lane::Telemetry,
-                other => return Err(super::bad_value("outbox lane", other)),
-            });
-        }
-        Ok(lanes)
+impl Reader {
+    /// The oldest records of `lane`, all of the oldest epoch among them: at most
+    /// `max_records`, and no more than `max_bytes` of bodies (but always at least one).
+    pub fn outbox_batch(
+        &self,
+        lane: Lane,
+        max_records: u32,
+        max_bytes: usize,
+    ) -> Result<Option<(Epoch, Vec<Record>)>, StoreError> {
+        let first: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT epoch FROM outbox WHERE lane = ?1 ORDER BY seq LIMIT 1",
+                [lane.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(epoch) = first else {
+            return Ok(None);
+        };
+        let epoch = epoch_from(epoch)?;
+        let records = read_records(&self.conn, lane, Some(epoch), max_records, max_bytes)?;
+        Ok(Some((epoch, records.into_iter().map(|(_, r)| r).collect())))
     }
 
-    /// Outbox records after `after_seq`, oldest first, at most `limit`.
-    pub fn outbox_after(
-        &self,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<(i64, UnixMillis, RecordBody)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, at, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = stmt.query_map((after_seq, limit), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        let mut records = Vec::new();
-        for row in rows {
-            let (seq, at, bytes) = row?;
-            let body = postcard::from_bytes(&bytes).map_err(|e| StoreError::BadValue {
-                what: "outbox record",
-                value: format!("seq {seq}: {e}"),
-            })?;
-            records.push((seq, UnixMillis::new(at), body));
+    /// How much of each lane waits for the cloud.
+    pub fn outbox_backlog(&self) -> Result<Vec<LaneBacklog>, StoreError> {
+        let mut backlog = Vec::with_capacity(Lane::ALL.len());
+        for &lane in Lane::ALL {
+            let (records, bytes, oldest): (i64, i64, Option<i64>) = self.conn.query_row(
+                "SELECT count(*), coalesce(sum(length(body)), 0), min(at) FROM outbox \
+                 WHERE lane = ?1",
+                [lane.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            backlog.push(LaneBacklog {
+                lane,
+                records: u64::try_from(records).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+                oldest_at: oldest.map(UnixMillis::new),
+            });
         }
-        Ok(records)
+        Ok(backlog)
     }
+
+    /// How many records the cloud refused and the gateway set aside.
+    pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Reads `lane`'s records in seq order, of `epoch` only if given, stopping at the first
+/// record of another epoch, after `max_records`, or before `max_bytes` would be passed.
+fn read_records(
+    conn: &rusqlite::Connection,
+    lane: Lane,
+    epoch: Option<Epoch>,
+    max_records: u32,
+    max_bytes: usize,
+) -> Result<Vec<(Epoch, Record)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, epoch, at, body FROM outbox WHERE lane = ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let mut rows = stmt.query((lane.as_str(), i64::from(max_records)))?;
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let this = epoch_from(row.get(1)?)?;
+        if epoch.is_some_and(|e| e != this) {
+            break;
+        }
+        let body: Vec<u8> = row.get(3)?;
+        bytes = bytes.saturating_add(body.len());
+        if bytes > max_bytes && !records.is_empty() {
+            break;
+        }
+        records.push((
+            this,
+            Record {
+                seq: seq_from(seq),
+                at: UnixMillis::new(row.get(2)?),
+                body: decode(lane, seq, &body)?,
+            },
+        ));
+    }
+    Ok(records)
 }

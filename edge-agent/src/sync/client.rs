@@ -1,0 +1,270 @@
+//! The one request of the sync loop: `POST {sync_url}/api/v1/sync` with a `SyncBatch`, over
+//! mutual TLS with the certificate `edge-agent enroll` obtained, trusting only the cloud's
+//! gateway CA. Every answer is sorted into an [`Outcome`] the lane knows how to act on.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use shared::ids::{GatewayId, Seq};
+use shared::sync::{Limits, SyncAck, SyncBatch, decode_ack, encode_batch};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::config::{SyncSettings, SyncUrl};
+use crate::enroll::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
+
+/// The path of the sync endpoint under the sync URL.
+pub const SYNC_PATH: &str = "/api/v1/sync";
+/// The media type of sync bodies both ways.
+const SYNC_MEDIA_TYPE: &str = "application/vnd.hallwatch.sync";
+/// The largest answer read (an ack with the most commands the codec accepts fits easily).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the sync client could not be built: the enrollment files are missing or unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read {path}: {reason} (run `edge-agent enroll`)")]
+    File { path: String, reason: String },
+    #[error("{0}")]
+    Identity(String),
+}
+
+/// What became of one batch.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Stored: the cloud's cursor and the commands it sent.
+    Acked(SyncAck),
+    /// The cloud needs `expected` first.
+    Gap { expected: Seq },
+    /// Too many requests: wait this long.
+    TooFast { retry_after: Duration },
+    /// The batch is too large for the cloud; send fewer records.
+    TooLarge { message: String },
+    /// The cloud cannot read the batch (400): a record in it is malformed.
+    Malformed { message: String },
+    /// The cloud refuses this gateway (401/403): not enrolled, revoked, or mismatched.
+    Refused { status: StatusCode, message: String },
+    /// No usable answer: unreachable, timed out, a server error, an unreadable answer.
+    Failed { message: String },
+}
+
+/// The cloud's error body, `{"error": {"code", "message"}, "expected_seq"?}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+    #[serde(default)]
+    expected_seq: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
+/// A client for the sync endpoint, with the gateway's identity loaded.
+#[derive(Debug, Clone)]
+pub struct SyncClient {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    limits: Limits,
+}
+
+impl SyncClient {
+    /// Loads the gateway's key, certificate and the cloud CA from `data_dir` and checks they
+    /// belong together and to `gateway`.
+    pub fn new(
+        data_dir: &Path,
+        sync_url: &SyncUrl,
+        gateway: &GatewayId,
+        settings: &SyncSettings,
+    ) -> Result<SyncClient, ClientError> {
+        let tls = tls_config(data_dir, gateway)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(settings.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Identity(format!("cannot build the sync client: {e}")))?;
+        Ok(SyncClient {
+            http,
+            url: sync_url.endpoint(SYNC_PATH),
+            limits: Limits::default(),
+        })
+    }
+
+    /// Sends `batch` and sorts the answer.
+    pub async fn send(&self, batch: &SyncBatch) -> Outcome {
+        let body = match encode_batch(batch) {
+            Ok(body) => body,
+            Err(e) => {
+                return Outcome::Failed {
+                    message: format!("cannot encode the batch: {e}"),
+                };
+            }
+        };
+        let response = match self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, SYNC_MEDIA_TYPE)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Failed {
+                    message: describe(&e),
+                };
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = match read_bounded(response).await {
+            Ok(bytes) => bytes,
+            Err(message) => return Outcome::Failed { message },
+        };
+        if status == StatusCode::OK {
+            return match decode_ack(&bytes, &self.limits) {
+                Ok(ack) => Outcome::Acked(ack),
+                Err(e) => Outcome::Failed {
+                    message: format!("the cloud's answer is not an ack: {e}"),
+                },
+            };
+        }
+        let error = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+        let message = error.as_ref().map_or_else(
+            || format!("{status}: {}", printable(&bytes)),
+            |e| format!("{status}: {}", e.error.message),
+        );
+        match status {
+            StatusCode::CONFLICT => match error.and_then(|e| e.expected_seq) {
+                Some(expected) => Outcome::Gap {
+                    expected: Seq::new(expected),
+                },
+                None => Outcome::Failed { message },
+            },
+            StatusCode::TOO_MANY_REQUESTS => Outcome::TooFast {
+                retry_after: Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 3_600)),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => Outcome::TooLarge { message },
+            StatusCode::BAD_REQUEST => Outcome::Malformed { message },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Outcome::Refused { status, message }
+            }
+            _ => Outcome::Failed { message },
+        }
+    }
+}
+
+/// rustls for the sync listener: the cloud CA as the only root, the gateway's certificate and
+/// key as the client identity, ring as the provider.
+fn tls_config(data_dir: &Path, gateway: &GatewayId) -> Result<rustls::ClientConfig, ClientError> {
+    let file = |name: &str| data_dir.join(name);
+    let bad = |path: &Path, reason: String| ClientError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let ca_path = file(CLOUD_CA_FILE);
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&ca_path).map_err(|e| bad(&ca_path, e.to_string()))? {
+        let ca = ca.map_err(|e| bad(&ca_path, e.to_string()))?;
+        roots
+            .add(ca)
+            .map_err(|e| bad(&ca_path, format!("not a usable CA certificate: {e}")))?;
+    }
+    let cert_path = file(GATEWAY_CERT_FILE);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| bad(&cert_path, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&cert_path, e.to_string()))?;
+    let Some(leaf) = chain.first() else {
+        return Err(bad(&cert_path, "no certificate in the file".into()));
+    };
+    check_common_name(leaf, gateway)?;
+    let key_path = file(GATEWAY_KEY_FILE);
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| bad(&key_path, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Identity(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            ClientError::Identity(format!(
+                "{} and {} do not belong together ({e}); run `edge-agent enroll --force`",
+                GATEWAY_CERT_FILE, GATEWAY_KEY_FILE
+            ))
+        })
+}
+
+/// The certificate must be this gateway's: after an interrupted `enroll --force` the files
+/// may be from two enrollments.
+fn check_common_name(leaf: &CertificateDer<'_>, gateway: &GatewayId) -> Result<(), ClientError> {
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| ClientError::Identity(format!("{GATEWAY_CERT_FILE} is unreadable: {e}")))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    if cn == Some(gateway.as_str()) {
+        Ok(())
+    } else {
+        Err(ClientError::Identity(format!(
+            "{GATEWAY_CERT_FILE} is for gateway {:?}, but agent.toml says cloud.gateway_id = \
+             {gateway}; run `edge-agent enroll --force`",
+            cn.unwrap_or("(none)")
+        )))
+    }
+}
+
+/// reqwest's message repeats the URL; what went wrong is in its causes.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".to_owned();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// At most 200 characters of an answer, for a log line.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).chars().take(200).collect()
+}

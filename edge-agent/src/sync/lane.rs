@@ -1,0 +1,300 @@
+//! One lane's loop: read the oldest records, send them, report the answer to the engine,
+//! repeat. One request in flight per lane, so a lane's records reach the cloud in order; the
+//! two lanes run side by side, so a telemetry backlog never delays an alert.
+//!
+//! - Alert records are sent as soon as the engine signals them. Telemetry waits up to
+//!   `batch_wait` to fill a batch, unless a full batch is already waiting.
+//! - With nothing to send, the alert lane sends an empty batch every `heartbeat`: the cloud's
+//!   liveness, and the way commands reach an idle gateway.
+//! - On failure the lane waits with exponential backoff and jitter and tries the same records
+//!   again; on `429` it waits as long as the cloud says; on `413` it halves its batches.
+//! - A batch the cloud cannot read (400) is retried one record at a time; the record refused
+//!   alone is handed to the engine as a dead letter and the lane moves on. Should the cloud
+//!   refuse [`MAX_DEAD_LETTERS_IN_A_ROW`] records alone in a row, the fault is more likely the
+//!   cloud's, and the lane backs off instead of emptying the outbox into the dead letters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use shared::UnixMillis;
+use shared::ids::{Epoch, GatewayId, SchoolId};
+use shared::sync::{Lane, Record, SyncBatch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Outcome, SyncClient};
+use super::status::{LinkState, SyncStatus};
+use crate::config::SyncSettings;
+use crate::engine::{EngineHandle, OutboxSignals};
+use crate::store::{Reader, StoreError};
+
+/// Single records the cloud may refuse in a row before the lane suspects the cloud.
+const MAX_DEAD_LETTERS_IN_A_ROW: u32 = 3;
+
+/// Everything one lane's loop needs.
+pub(super) struct LaneLoop {
+    pub(super) lane: Lane,
+    pub(super) client: SyncClient,
+    pub(super) engine: EngineHandle,
+    pub(super) signals: Arc<OutboxSignals>,
+    pub(super) db_path: Arc<std::path::PathBuf>,
+    pub(super) school_id: SchoolId,
+    pub(super) gateway_id: GatewayId,
+    pub(super) epoch: Epoch,
+    pub(super) settings: SyncSettings,
+    pub(super) status: Arc<SyncStatus>,
+    pub(super) shutdown: CancellationToken,
+}
+
+/// What the lane does after an answer.
+enum Next {
+    /// Go on at once.
+    Continue,
+    /// Wait this long first.
+    Wait(Duration),
+}
+
+impl LaneLoop {
+    pub(super) async fn run(self) {
+        let mut reader: Option<Reader> = None;
+        let mut backoff = self.backoff();
+        let mut limit = self.settings.batch_max_records;
+        let mut one_at_a_time = false;
+        let mut dead_in_a_row = 0u32;
+        // The first heartbeat goes at once, so the cloud knows the gateway is back.
+        let mut next_heartbeat = Instant::now();
+        let mut waited_for_more = false;
+        loop {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let max = if one_at_a_time { 1 } else { limit };
+            let pending = match self.read(&mut reader, max).await {
+                Ok(pending) => pending,
+                Err(e) => {
+                    tracing::error!(lane = %self.lane, error = %e, "cannot read the outbox");
+                    if self.pause(backoff_step(&mut backoff, &self.settings)).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let (epoch, records) = match pending {
+                Some(pending) => pending,
+                None if self.lane == Lane::Alert && Instant::now() >= next_heartbeat => {
+                    (self.epoch, Vec::new())
+                }
+                None => {
+                    if self.idle(next_heartbeat).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            // Telemetry fills its batch for a moment; alerts never wait.
+            let short = records.len() < usize::try_from(max).unwrap_or(usize::MAX);
+            if self.lane == Lane::Telemetry && short && !waited_for_more && !one_at_a_time {
+                waited_for_more = true;
+                if self.pause(self.settings.batch_wait).await {
+                    break;
+                }
+                continue;
+            }
+            waited_for_more = false;
+
+            let sent = records.len();
+            let batch = SyncBatch {
+                gateway_id: self.gateway_id.clone(),
+                school_id: self.school_id.clone(),
+                epoch,
+                lane: self.lane,
+                records,
+            };
+            let outcome = self.send(&batch).await;
+            let records = batch.records;
+            if self.lane == Lane::Alert {
+                next_heartbeat = Instant::now() + self.settings.heartbeat;
+            }
+            let next = match outcome {
+                Outcome::Acked(ack) => {
+                    let last = records.last().map(|r| r.seq);
+                    if last.is_some_and(|last| ack.acked_through < last) {
+                        self.status.failed(
+                            UnixMillis::now(),
+                            LinkState::Down,
+                            format!(
+                                "the cloud acknowledged {} only through seq {} of {} sent",
+                                self.lane,
+                                ack.acked_through,
+                                last.map_or(0, |s| s.get())
+                            ),
+                        );
+                        Next::Wait(backoff_step(&mut backoff, &self.settings))
+                    } else {
+                        match self
+                            .engine
+                            .acked(self.lane, epoch, ack.acked_through, ack.commands)
+                            .await
+                        {
+                            Ok(()) => {
+                                self.status.succeeded(UnixMillis::now());
+                                backoff = self.backoff();
+                                one_at_a_time = false;
+                                dead_in_a_row = 0;
+                                tracing::debug!(lane = %self.lane, sent, through = %ack.acked_through, "synced");
+                                Next::Continue
+                            }
+                            Err(e) => {
+                                tracing::error!(lane = %self.lane, error = %e, "cannot record an acknowledgement");
+                                Next::Wait(backoff_step(&mut backoff, &self.settings))
+                            }
+                        }
+                    }
+                }
+                Outcome::Malformed { message } if sent > 1 => {
+                    tracing::warn!(lane = %self.lane, sent, %message, "the cloud cannot read a batch; sending its records one at a time");
+                    one_at_a_time = true;
+                    Next::Continue
+                }
+                Outcome::Malformed { message } => {
+                    self.status
+                        .failed(UnixMillis::now(), LinkState::Down, message.clone());
+                    match records.first() {
+                        Some(record) if dead_in_a_row < MAX_DEAD_LETTERS_IN_A_ROW => {
+                            dead_in_a_row += 1;
+                            match self
+                                .engine
+                                .dead_letter(self.lane, record.seq, message)
+                                .await
+                            {
+                                Ok(()) => Next::Continue,
+                                Err(e) => {
+                                    tracing::error!(lane = %self.lane, error = %e, "cannot set a record aside");
+                                    Next::Wait(backoff_step(&mut backoff, &self.settings))
+                                }
+                            }
+                        }
+                        _ => Next::Wait(backoff_step(&mut backoff, &self.settings)),
+                    }
+                }
+                Outcome::TooLarge { message } => {
+                    limit = u32::try_from(sent / 2).unwrap_or(limit).max(1);
+                    tracing::warn!(lane = %self.lane, %message, limit, "batch too large; sending smaller ones");
+                    if sent <= 1 {
+                        self.status
+                            .failed(UnixMillis::now(), LinkState::Down, message);
+                        Next::Wait(backoff_step(&mut backoff, &self.settings))
+                    } else {
+                        Next::Continue
+                    }
+                }
+                Outcome::TooFast { retry_after } => Next::Wait(retry_after),
+                Outcome::Gap { expected } => {
+                    let first = records.first().map_or(0, |r| r.seq.get());
+                    let message = format!(
+                        "the cloud expects {} seq {expected} of epoch {epoch}, but this \
+                         gateway's oldest unacknowledged record is seq {first}: the cloud has \
+                         lost records it acknowledged",
+                        self.lane
+                    );
+                    tracing::error!(lane = %self.lane, %message);
+                    self.status
+                        .failed(UnixMillis::now(), LinkState::Down, message);
+                    Next::Wait(backoff_step(&mut backoff, &self.settings))
+                }
+                Outcome::Refused { status, message } => {
+                    tracing::warn!(lane = %self.lane, %status, %message, "the cloud refuses this gateway");
+                    self.status
+                        .failed(UnixMillis::now(), LinkState::Refused, message);
+                    Next::Wait(backoff_step(&mut backoff, &self.settings))
+                }
+                Outcome::Failed { message } => {
+                    tracing::debug!(lane = %self.lane, %message, "sync failed");
+                    self.status
+                        .failed(UnixMillis::now(), LinkState::Down, message);
+                    Next::Wait(backoff_step(&mut backoff, &self.settings))
+                }
+            };
+            if let Next::Wait(wait) = next
+                && self.pause(wait).await
+            {
+                break;
+            }
+        }
+    }
+
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_min)
+            .with_max_delay(self.settings.backoff_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    async fn send(&self, batch: &SyncBatch) -> Outcome {
+        tokio::select! {
+            outcome = self.client.send(batch) => outcome,
+            // A request cut off by the stop is sent again at the next start; the cloud merges
+            // each record once.
+            () = self.shutdown.cancelled() => Outcome::Failed { message: "stopping".into() },
+        }
+    }
+
+    /// The oldest records of the lane, read on the blocking pool with a read-only connection
+    /// kept between calls.
+    async fn read(
+        &self,
+        reader: &mut Option<Reader>,
+        max: u32,
+    ) -> Result<Option<(Epoch, Vec<Record>)>, StoreError> {
+        let current = match reader.take() {
+            Some(r) => r,
+            None => Reader::open(&self.db_path)?,
+        };
+        let lane = self.lane;
+        let max_bytes = self.settings.batch_max_bytes;
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = current.outbox_batch(lane, max, max_bytes);
+            (current, result)
+        })
+        .await
+        .map_err(|e| StoreError::BadValue {
+            what: "outbox read",
+            value: e.to_string(),
+        })?;
+        *reader = Some(back);
+        result
+    }
+
+    /// Waits for the engine to append to this lane (or, on the alert lane, for the next
+    /// heartbeat). `true` if the agent is stopping.
+    async fn idle(&self, next_heartbeat: Instant) -> bool {
+        let heartbeat = async {
+            if self.lane == Lane::Alert {
+                tokio::time::sleep_until(next_heartbeat).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => true,
+            () = self.signals.lane(self.lane).notified() => false,
+            () = heartbeat => false,
+        }
+    }
+
+    /// Sleeps `wait`; `true` if the agent is stopping.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => true,
+            () = tokio::time::sleep(wait) => false,
+        }
+    }
+}
+
+fn backoff_step(backoff: &mut backon::ExponentialBackoff, settings: &SyncSettings) -> Duration {
+    backoff.next().unwrap_or(settings.backoff_max)
+}

@@ -54,6 +54,18 @@ pub(crate) enum Command {
     /// for it arrives, and given up after --press-retry-limit sends. Against `edge-agent run`,
     /// each press raises an alert (or joins the button's open one) on the local dashboard.
     Simulate(SimulateArgs),
+    /// Show how the gateway's sync with the cloud is doing: the link, the last successful
+    /// sync, what waits in each lane of the outbox and since when, the last error, and the
+    /// records the cloud refused (dead letters). Asks the running agent; when it is not
+    /// running, reads the outbox from the database.
+    Status {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the status as JSON (the local API's `GET /api/v1/sync` body).
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode a device frame given in hex and print its fields (or why it is refused).
     DecodeFrame {
         /// `up` for device → gateway frames, `down` for gateway → device frames.

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Command::Run { data_dir } => run_gateway(&data_dir),
+        Command::Status { data_dir, json } => status(&data_dir, json),
         Command::Simulate(args) => simulate(args.into()),
         Command::Enroll(args) => enroll(args.into()),
         Command::Init(args) => run_install(|| init(args)),
@@ -85,6 +86,22 @@ fn run_gateway(data_dir: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(edge_agent::run(data_dir, shutdown_signal()))
+}
+
+fn status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(edge_agent::sync::local_status(data_dir))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status.view)?);
+    } else {
+        print!(
+            "{}",
+            edge_agent::sync::render(&status, shared::UnixMillis::now())
+        );
+    }
+    Ok(())
 }
 
 fn simulate(options: SimulateOptions) -> anyhow::Result<()> {

@@ -221,6 +221,79 @@ impl TestCloud {
         tx.commit().await.unwrap();
     }
 
+    /// `edge-agent enroll` of `gw` with a token for `school` (created here); panics on failure.
+    pub(crate) fn enroll(&self, gw: &super::Gateway, school: &str) {
+        let token = self.school(school);
+        let out = super::run(&[
+            "enroll",
+            "--data-dir",
+            super::s(&gw.data),
+            "--cloud",
+            &self.url(),
+            "--sync-url",
+            &self.sync_url(),
+            "--token",
+            &token,
+        ]);
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `sql` as the owner with every school in scope and returns its rows.
+    pub(crate) async fn rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let mut tx = self.owner.begin().await.unwrap();
+        sqlx::query("SELECT set_config('hallwatch.all_schools', 'on', true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        rows
+    }
+
+    /// Polls `sql` until `done` holds for its rows (at most `wait`); the last rows either way.
+    pub(crate) async fn wait_for<T>(
+        &self,
+        sql: &str,
+        wait: Duration,
+        done: impl Fn(&[T]) -> bool,
+    ) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let deadline = Instant::now() + wait;
+        loop {
+            let rows = self.rows(sql).await;
+            if done(&rows) || Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `sql` as the owner with every school in scope.
+    pub(crate) async fn execute(&self, sql: &str) {
+        let mut tx = self.owner.begin().await.unwrap();
+        sqlx::query("SELECT set_config('hallwatch.all_schools', 'on', true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
     /// The gateways the cloud knows, `(school, gateway)`, in enrollment order.
     pub(crate) async fn gateways(&self) -> Vec<(String, String)> {
         let mut tx = self.owner.begin().await.unwrap();

@@ -206,6 +206,8 @@ pub struct SyncView {
     pub lanes: Vec<LaneView>,
     /// Records the cloud refused, set aside in the dead-letter table.
     pub dead_letters: u64,
+    /// When the outbox last outgrew its disk budget and dropped old telemetry.
+    pub last_storage_pressure_at: Option<i64>,
 }
 
 /// The newest sync failure.
@@ -233,6 +235,7 @@ impl SyncView {
         report: &crate::sync::LinkReport,
         backlog: &[crate::store::LaneBacklog],
         dead_letters: u64,
+        last_storage_pressure: Option<shared::UnixMillis>,
         now: shared::UnixMillis,
     ) -> SyncView {
         SyncView {
@@ -261,6 +264,7 @@ impl SyncView {
                 })
                 .collect(),
             dead_letters,
+            last_storage_pressure_at: last_storage_pressure.map(|t| t.get()),
         }
     }
 }

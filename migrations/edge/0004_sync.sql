@@ -75,3 +75,20 @@ CREATE TABLE cloud_commands (
     reason     TEXT,
     applied_at INTEGER NOT NULL
 ) STRICT;
+
+-- The dashboard's stream gains the topic `system`: things about the gateway itself, such as
+-- storage pressure on the outbox. SQLite cannot change a CHECK in place, so the table is
+-- rebuilt, carrying its AUTOINCREMENT high-water mark over (an event id is never reused: a
+-- dashboard resumes by id).
+CREATE TABLE events_v4 (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at    INTEGER NOT NULL,
+    topic TEXT NOT NULL CHECK (topic IN ('alert', 'device', 'snapshot', 'system')),
+    data  TEXT NOT NULL
+) STRICT;
+INSERT INTO events_v4 (id, at, topic, data) SELECT id, at, topic, data FROM events;
+DELETE FROM sqlite_sequence WHERE name = 'events_v4';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'events_v4', seq FROM sqlite_sequence WHERE name = 'events';
+DROP TABLE events;
+ALTER TABLE events_v4 RENAME TO events;

@@ -35,13 +35,20 @@ pub(super) async fn devices(State(state): State<ApiState>) -> Result<Json<Device
 /// `GET /api/v1/sync`: the link as the sync loop last found it, with each lane's backlog as
 /// the outbox holds it now.
 pub(super) async fn sync(State(state): State<ApiState>) -> Result<Json<SyncView>, ApiError> {
-    let (backlog, dead_letters) = state
-        .read(|db| Ok((db.outbox_backlog()?, db.dead_letter_count()?)))
+    let (backlog, dead_letters, pressure) = state
+        .read(|db| {
+            Ok((
+                db.outbox_backlog()?,
+                db.dead_letter_count()?,
+                db.last_storage_pressure()?,
+            ))
+        })
         .await?;
     Ok(Json(SyncView::new(
         &state.sync.report(),
         &backlog,
         dead_letters,
+        pressure,
         shared::UnixMillis::now(),
     )))
 }

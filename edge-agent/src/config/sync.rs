@@ -17,6 +17,9 @@ pub struct RawSync {
     pub request_timeout_s: Option<u64>,
     pub backoff_min_ms: Option<u64>,
     pub backoff_max_s: Option<u64>,
+    pub thin_after_s: Option<u64>,
+    pub thin_keep_every_s: Option<u64>,
+    pub outbox_budget_mb: Option<u64>,
 }
 
 /// How the sync loop batches, paces and retries.
@@ -37,6 +40,13 @@ pub struct SyncSettings {
     pub backoff_min: Duration,
     /// The longest wait between attempts.
     pub backoff_max: Duration,
+    /// Snapshots waiting longer than this are thinned...
+    pub thin_after: Duration,
+    /// ...to the first of every window this long (device health changes are all kept).
+    pub thin_keep_every: Duration,
+    /// The most the outbox may hold; beyond it the oldest telemetry is dropped (alerts never
+    /// are) and a storage-pressure event is raised.
+    pub outbox_budget_bytes: u64,
 }
 
 impl Default for SyncSettings {
@@ -49,6 +59,9 @@ impl Default for SyncSettings {
             request_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
+            thin_after: Duration::from_secs(3_600),
+            thin_keep_every: Duration::from_secs(300),
+            outbox_budget_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -126,6 +139,27 @@ impl RawSync {
             1,
             3_600,
         )?;
+        let thin_after = within(
+            "sync.thin_after_s",
+            self.thin_after_s,
+            d.thin_after.as_secs(),
+            60,
+            30 * 86_400,
+        )?;
+        let thin_keep_every = within(
+            "sync.thin_keep_every_s",
+            self.thin_keep_every_s,
+            d.thin_keep_every.as_secs(),
+            1,
+            86_400,
+        )?;
+        let budget_mb = within(
+            "sync.outbox_budget_mb",
+            self.outbox_budget_mb,
+            d.outbox_budget_bytes / (1024 * 1024),
+            1,
+            1_000_000,
+        )?;
         if backoff_max * 1_000 < backoff_min {
             return Err(ConfigError::Invalid {
                 field: "sync.backoff_max_s",
@@ -140,6 +174,9 @@ impl RawSync {
             request_timeout: Duration::from_secs(timeout),
             backoff_min: Duration::from_millis(backoff_min),
             backoff_max: Duration::from_secs(backoff_max),
+            thin_after: Duration::from_secs(thin_after),
+            thin_keep_every: Duration::from_secs(thin_keep_every),
+            outbox_budget_bytes: budget_mb * 1024 * 1024,
         })
     }
 }
@@ -154,13 +191,20 @@ impl SyncSettings {
              # and batch_max_bytes bytes. With nothing to send the gateway checks in every\n\
              # heartbeat_s. After a failure it waits backoff_min_ms, doubling (with jitter) up\n\
              # to backoff_max_s; one request may take request_timeout_s.\n\
+             # During a long outage, snapshots waiting longer than thin_after_s are thinned to\n\
+             # one per thin_keep_every_s (device health changes are all kept); should the\n\
+             # outbox still outgrow outbox_budget_mb, the oldest telemetry is dropped (alert\n\
+             # records never are) and a storage-pressure event is raised.\n\
              batch_max_records = {}\n\
              batch_max_bytes = {}\n\
              batch_wait_ms = {}\n\
              heartbeat_s = {}\n\
              request_timeout_s = {}\n\
              backoff_min_ms = {}\n\
-             backoff_max_s = {}\n",
+             backoff_max_s = {}\n\
+             thin_after_s = {}\n\
+             thin_keep_every_s = {}\n\
+             outbox_budget_mb = {}\n",
             self.batch_max_records,
             self.batch_max_bytes,
             self.batch_wait.as_millis(),
@@ -168,6 +212,9 @@ impl SyncSettings {
             self.request_timeout.as_secs(),
             self.backoff_min.as_millis(),
             self.backoff_max.as_secs(),
+            self.thin_after.as_secs(),
+            self.thin_keep_every.as_secs(),
+            self.outbox_budget_bytes / (1024 * 1024),
         )
     }
 }

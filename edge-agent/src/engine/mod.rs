@@ -427,6 +427,9 @@ const KEEP_EVENTS_AT_LEAST: u32 = 10_000;
 /// How long snapshots and press records are kept on the gateway (the cloud keeps the history).
 const KEEP_HISTORY_FOR: Duration = Duration::from_secs(31 * 24 * 3_600);
 
+/// How often the outbox is held to its policy (thinning, disk budget).
+const OUTBOX_UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// How often the device profiles are re-read, to notice devices revoked while the agent runs
 /// (new devices are noticed at their first frame).
 const REFRESH_DEVICES_EVERY: Duration = Duration::from_secs(30);
@@ -440,6 +443,9 @@ struct State {
     downlinks: Downlinks,
     events: broadcast::Sender<StoredEvent>,
     outbox: Arc<OutboxSignals>,
+    /// The outbox's retention policy (`[sync]`).
+    sync: crate::config::SyncSettings,
+    next_outbox_upkeep: UnixMillis,
     next_refresh: UnixMillis,
     next_housekeeping: UnixMillis,
     /// `hallwatch/status` needs publishing, and not before `next_status`: each alert change
@@ -465,6 +471,8 @@ impl State {
             downlinks,
             events,
             outbox,
+            sync: config.sync,
+            next_outbox_upkeep: now,
             next_refresh: now.saturating_add(REFRESH_DEVICES_EVERY),
             next_housekeeping: now,
             status_dirty: true,
@@ -511,7 +519,8 @@ impl State {
             .telemetry
             .next_deadline()
             .min(self.next_refresh)
-            .min(self.next_housekeeping);
+            .min(self.next_housekeeping)
+            .min(self.next_outbox_upkeep);
         if self.status_dirty {
             next = next.min(self.next_status);
         }
@@ -627,6 +636,12 @@ impl State {
         if now >= self.next_housekeeping {
             housekeeping(tx, now)?;
             self.next_housekeeping = now.saturating_add(HOUSEKEEPING_EVERY);
+        }
+        if now >= self.next_outbox_upkeep {
+            if let Some(event) = cloud::outbox_upkeep(tx, &self.sync, now)? {
+                effects.stored.push(event);
+            }
+            self.next_outbox_upkeep = now.saturating_add(OUTBOX_UPKEEP_EVERY);
         }
         self.alerts.escalate_due(tx, now, effects)?;
         let active = u32::try_from(self.alerts.open_count()).unwrap_or(u32::MAX);

@@ -14,6 +14,8 @@ pub enum Topic {
     Device,
     /// A school snapshot was taken (data: the snapshot).
     Snapshot,
+    /// Something about the gateway itself, e.g. storage pressure (data: `{"kind", ...}`).
+    System,
 }
 
 impl Topic {
@@ -23,6 +25,7 @@ impl Topic {
             Topic::Alert => "alert",
             Topic::Device => "device",
             Topic::Snapshot => "snapshot",
+            Topic::System => "system",
         }
     }
 
@@ -31,6 +34,7 @@ impl Topic {
             "alert" => Ok(Topic::Alert),
             "device" => Ok(Topic::Device),
             "snapshot" => Ok(Topic::Snapshot),
+            "system" => Ok(Topic::System),
             other => Err(bad_value("event topic", other)),
         }
     }

@@ -60,6 +60,18 @@ fn epoch_from(n: i64) -> Result<Epoch, StoreError> {
     Epoch::from_i64(n).ok_or_else(|| super::bad_value("epoch", &n.to_string()))
 }
 
+/// An outbox row as the thinning policies see it.
+#[derive(Debug)]
+struct OutboxRow {
+    seq: Seq,
+    /// The last seq it stands for: itself, or the end of a dropped run.
+    through: Seq,
+    epoch: Epoch,
+    at: UnixMillis,
+    snapshot: bool,
+    dropped: bool,
+}
+
 /// How much of one lane waits for the cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaneBacklog {
@@ -168,12 +180,44 @@ impl Batch<'_> {
             .filter(move |&lane| appended[lane_index(lane)])
     }
 
-    /// Deletes what the cloud acknowledged: `lane`'s records of `epoch` up to `through`.
+    /// Deletes what the cloud acknowledged: `lane`'s records of `epoch` up to `through`. A
+    /// dropped run that reaches past `through` (it was made while its first records were on
+    /// their way) keeps its remainder, so the cloud is still told of those numbers.
     pub fn ack_outbox(&self, lane: Lane, epoch: Epoch, through: Seq) -> Result<usize, StoreError> {
-        Ok(self.tx.execute(
+        let straddling: Option<(i64, i64, Vec<u8>)> = self
+            .tx
+            .query_row(
+                "SELECT seq, at, body FROM outbox WHERE lane = ?1 AND epoch = ?2 AND seq <= ?3 \
+                 AND kind = 'dropped' ORDER BY seq DESC LIMIT 1",
+                (lane.as_str(), epoch.to_i64(), seq_to(through)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let deleted = self.tx.execute(
             "DELETE FROM outbox WHERE lane = ?1 AND epoch = ?2 AND seq <= ?3",
             (lane.as_str(), epoch.to_i64(), seq_to(through)),
-        )?)
+        )?;
+        if let Some((seq, at, body)) = straddling
+            && let RecordBody::Dropped(run) = decode(lane, seq, &body)?
+            && run.through > through
+        {
+            let rest = RecordBody::Dropped(Dropped {
+                through: run.through,
+                reason: run.reason,
+            });
+            self.tx.execute(
+                "INSERT INTO outbox (lane, seq, epoch, at, kind, body) \
+                 VALUES (?1, ?2, ?3, ?4, 'dropped', ?5)",
+                (
+                    lane.as_str(),
+                    seq_to(through) + 1,
+                    epoch.to_i64(),
+                    at,
+                    encode(&rest)?,
+                ),
+            )?;
+        }
+        Ok(deleted)
     }
 
     /// Moves the record at `seq` of `lane` to the dead-letter table with `reason`, leaving a
@@ -204,6 +248,173 @@ impl Batch<'_> {
             (lane.as_str(), seq_to(seq), encode(&dropped)?),
         )?;
         Ok(true)
+    }
+
+    /// Thins `lane`'s records written before `before`: a record `keep` says yes to stays,
+    /// every run of others (with any dropped runs beside them) becomes one `Dropped` record
+    /// with `reason`. Returns how many records were removed.
+    fn thin(
+        &self,
+        lane: Lane,
+        before: UnixMillis,
+        reason: DropReason,
+        mut keep: impl FnMut(&OutboxRow) -> bool,
+    ) -> Result<u64, StoreError> {
+        let rows = self.outbox_rows(lane, before)?;
+        let mut removed = 0u64;
+        let mut run: Vec<&OutboxRow> = Vec::new();
+        for row in &rows {
+            let follows = run.last().is_some_and(|last| {
+                last.epoch == row.epoch && last.through.get() + 1 == row.seq.get()
+            });
+            if !follows {
+                removed += self.replace_run(lane, &run, reason)?;
+                run.clear();
+            }
+            if row.dropped || !keep(row) {
+                run.push(row);
+            } else {
+                removed += self.replace_run(lane, &run, reason)?;
+                run.clear();
+            }
+        }
+        removed += self.replace_run(lane, &run, reason)?;
+        Ok(removed)
+    }
+
+    /// Replaces `run` (consecutive rows of one epoch) with one `Dropped` record spanning it,
+    /// unless it is a single dropped run already. Returns the data records removed.
+    fn replace_run(
+        &self,
+        lane: Lane,
+        run: &[&OutboxRow],
+        reason: DropReason,
+    ) -> Result<u64, StoreError> {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return Ok(0);
+        };
+        if run.len() == 1 && first.dropped {
+            return Ok(0);
+        }
+        self.tx.execute(
+            "DELETE FROM outbox WHERE lane = ?1 AND seq BETWEEN ?2 AND ?3",
+            (lane.as_str(), seq_to(first.seq), seq_to(last.seq)),
+        )?;
+        let body = RecordBody::Dropped(Dropped {
+            through: last.through,
+            reason,
+        });
+        self.tx.execute(
+            "INSERT INTO outbox (lane, seq, epoch, at, kind, body) \
+             VALUES (?1, ?2, ?3, ?4, 'dropped', ?5)",
+            (
+                lane.as_str(),
+                seq_to(first.seq),
+                first.epoch.to_i64(),
+                first.at.get(),
+                encode(&body)?,
+            ),
+        )?;
+        Ok(run.iter().filter(|r| !r.dropped).count() as u64)
+    }
+
+    /// `lane`'s rows written before `before`, in seq order, without their bodies (but with a
+    /// dropped run's extent).
+    fn outbox_rows(&self, lane: Lane, before: UnixMillis) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT seq, epoch, at, kind, CASE kind WHEN 'dropped' THEN body END FROM outbox \
+             WHERE lane = ?1 AND at < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query((lane.as_str(), before.get()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let kind: String = row.get(3)?;
+            let dropped: Option<Vec<u8>> = row.get(4)?;
+            let through = match dropped {
+                Some(bytes) => match decode(lane, seq, &bytes)? {
+                    RecordBody::Dropped(d) => d.through,
+                    _ => return Err(super::bad_value("dropped run", &seq.to_string())),
+                },
+                None => seq_from(seq),
+            };
+            out.push(OutboxRow {
+                seq: seq_from(seq),
+                through,
+                epoch: epoch_from(row.get(1)?)?,
+                at: UnixMillis::new(row.get(2)?),
+                snapshot: kind == "snapshot",
+                dropped: kind == "dropped",
+            });
+        }
+        Ok(out)
+    }
+
+    /// Thins telemetry written before `before`: device health records stay (each is a
+    /// change), and of the snapshots the first of every `keep_every` window stays.
+    pub fn thin_telemetry(
+        &self,
+        before: UnixMillis,
+        keep_every: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let window = i64::try_from(keep_every.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let mut last_kept: Option<i64> = None;
+        self.thin(Lane::Telemetry, before, DropReason::Thinned, |row| {
+            if !row.snapshot {
+                return true;
+            }
+            let bucket = row.at.get().div_euclid(window);
+            let keep = last_kept != Some(bucket);
+            if keep {
+                last_kept = Some(bucket);
+            }
+            keep
+        })
+    }
+
+    /// The outbox's size: records and bytes of bodies, all lanes.
+    pub fn outbox_size(&self) -> Result<(u64, u64), StoreError> {
+        let (rows, bytes): (i64, i64) = self.tx.query_row(
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((
+            u64::try_from(rows).unwrap_or(0),
+            u64::try_from(bytes).unwrap_or(0),
+        ))
+    }
+
+    /// Drops the oldest telemetry records until at least `bytes` of bodies are gone (or none
+    /// is left). Returns how many records were removed.
+    pub fn drop_oldest_telemetry(&self, bytes: u64) -> Result<u64, StoreError> {
+        // The newest record whose removal, with all older ones, frees enough.
+        let cutoff: Option<i64> = self
+            .tx
+            .query_row(
+                "SELECT seq FROM (SELECT seq, sum(length(body)) OVER (ORDER BY seq) AS freed \
+                 FROM outbox WHERE lane = 'telemetry' AND kind <> 'dropped') \
+                 WHERE freed >= ?1 ORDER BY seq LIMIT 1",
+                [i64::try_from(bytes).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let through = match cutoff {
+            Some(seq) => seq,
+            None => self.tx.query_row(
+                "SELECT coalesce(max(seq), 0) FROM outbox WHERE lane = 'telemetry'",
+                [],
+                |r| r.get(0),
+            )?,
+        };
+        self.thin(
+            Lane::Telemetry,
+            UnixMillis::new(i64::MAX),
+            DropReason::StorageBudget,
+            |row| row.seq.get() > u64::try_from(through).unwrap_or(0),
+        )
     }
 
     /// Whether the cloud command `id` was carried out already.
@@ -285,6 +496,20 @@ impl Reader {
         Ok(backlog)
     }
 
+    /// When the outbox last outgrew its disk budget (within the event log's reach).
+    pub fn last_storage_pressure(&self) -> Result<Option<UnixMillis>, StoreError> {
+        let at: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT at FROM events WHERE topic = 'system' \
+                 AND json_extract(data, '$.kind') = 'storage_pressure' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at.map(UnixMillis::new))
+    }
+
     /// How many records the cloud refused and the gateway set aside.
     pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
@@ -330,4 +555,194 @@ fn read_records(
         ));
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::sync::{DeviceHealthRecord, DeviceStatus};
+    use shared::{SchoolSnapshot, SnapshotCounts};
+
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let school = "lincoln-high".parse().unwrap();
+        let mut store =
+            Store::create(&dir.path().join("edge.db"), &school, UnixMillis::new(0)).unwrap();
+        store.start_epoch(UnixMillis::new(0)).unwrap();
+        (dir, store)
+    }
+
+    fn snapshot(minute: i64) -> (UnixMillis, RecordBody) {
+        let at = UnixMillis::new(minute * MINUTE);
+        let counts = SnapshotCounts {
+            students_total: 10,
+            students_present: 9,
+            teachers_present: 1,
+            active_alerts: 0,
+            devices_online: 2,
+            devices_offline: 0,
+        };
+        let school = "lincoln-high".parse().unwrap();
+        (
+            at,
+            RecordBody::Snapshot(SchoolSnapshot::new(school, at, counts)),
+        )
+    }
+
+    fn health(minute: i64) -> (UnixMillis, RecordBody) {
+        let body = RecordBody::DeviceHealth(DeviceHealthRecord {
+            device_id: "btn-1".parse().unwrap(),
+            status: DeviceStatus::Offline,
+            battery_mv: None,
+            rssi_dbm: None,
+        });
+        (UnixMillis::new(minute * MINUTE), body)
+    }
+
+    /// What the telemetry lane holds: `(seq, "s"|"h"|"d..through")`.
+    fn lane(store: &Store) -> Vec<(u64, String)> {
+        store
+            .outbox(Lane::Telemetry)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| {
+                let what = match r.body {
+                    RecordBody::Snapshot(_) => "s".to_owned(),
+                    RecordBody::DeviceHealth(_) => "h".to_owned(),
+                    RecordBody::Dropped(d) => format!("d..{}", d.through),
+                    _ => "?".to_owned(),
+                };
+                (r.seq.get(), what)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thinning_keeps_health_and_one_snapshot_per_window_and_spans_the_rest() {
+        let (_dir, mut store) = store();
+        let tx = store.batch().unwrap();
+        // Snapshots every minute for 12 minutes, a health change at minute 7.
+        for minute in 0..12 {
+            let (at, body) = snapshot(minute);
+            tx.append_outbox(at, &body).unwrap();
+            if minute == 7 {
+                let (at, body) = health(minute);
+                tx.append_outbox(at, &body).unwrap();
+            }
+        }
+        // Older than minute 11, one snapshot per 5 minutes.
+        let removed = tx
+            .thin_telemetry(
+                UnixMillis::new(11 * MINUTE),
+                std::time::Duration::from_secs(300),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        // seq: minute 0..7 are 1..8, the health 9, minutes 8..11 are 10..13.
+        assert_eq!(
+            lane(&store),
+            [
+                (1, "s".to_owned()),
+                (2, "d..5".to_owned()),
+                (6, "s".to_owned()),
+                (7, "d..8".to_owned()),
+                (9, "h".to_owned()),
+                (10, "d..11".to_owned()),
+                // Minute 10 opens the third window; minute 11 is not old enough.
+                (12, "s".to_owned()),
+                (13, "s".to_owned()),
+            ]
+        );
+        assert_eq!(removed, 4 + 2 + 2);
+
+        // Thinning again changes nothing; a later pass merges new runs into the old.
+        let tx = store.batch().unwrap();
+        assert_eq!(
+            tx.thin_telemetry(
+                UnixMillis::new(11 * MINUTE),
+                std::time::Duration::from_secs(300)
+            )
+            .unwrap(),
+            0
+        );
+        tx.commit().unwrap();
+        assert_eq!(lane(&store).len(), 8);
+    }
+
+    #[test]
+    fn the_budget_drops_the_oldest_telemetry_and_never_alerts() {
+        let (_dir, mut store) = store();
+        let tx = store.batch().unwrap();
+        for minute in 0..10 {
+            let (at, body) = snapshot(minute);
+            tx.append_outbox(at, &body).unwrap();
+        }
+        let (_, one) = tx.outbox_size().unwrap();
+        let per_record = one / 10;
+        let removed = tx.drop_oldest_telemetry(per_record * 3).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(lane(&store)[0], (1, "d..3".to_owned()));
+        assert_eq!(lane(&store)[1], (4, "s".to_owned()));
+        assert!(store.outbox(Lane::Alert).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_ack_in_the_middle_of_a_dropped_run_keeps_its_remainder() {
+        let (_dir, mut store) = store();
+        let epoch = store.epoch().unwrap();
+        let tx = store.batch().unwrap();
+        for minute in 0..10 {
+            let (at, body) = snapshot(minute);
+            tx.append_outbox(at, &body).unwrap();
+        }
+        // Records 1..=5 went out; meanwhile 3..=8 were dropped for the budget.
+        tx.thin(
+            Lane::Telemetry,
+            UnixMillis::new(i64::MAX),
+            DropReason::StorageBudget,
+            |row| !(3..=8).contains(&row.seq.get()),
+        )
+        .unwrap();
+        tx.ack_outbox(Lane::Telemetry, epoch, Seq::new(5)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            lane(&store),
+            [
+                (6, "d..8".to_owned()),
+                (9, "s".to_owned()),
+                (10, "s".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_leaves_a_dropped_record_in_its_place() {
+        let (_dir, mut store) = store();
+        let tx = store.batch().unwrap();
+        for minute in 0..3 {
+            let (at, body) = snapshot(minute);
+            tx.append_outbox(at, &body).unwrap();
+        }
+        assert!(
+            tx.dead_letter(Lane::Telemetry, Seq::new(2), "bad", UnixMillis::new(1))
+                .unwrap()
+        );
+        assert!(
+            !tx.dead_letter(Lane::Telemetry, Seq::new(2), "again", UnixMillis::new(1))
+                .unwrap()
+        );
+        tx.commit().unwrap();
+        assert_eq!(
+            lane(&store),
+            [
+                (1, "s".to_owned()),
+                (2, "d..2".to_owned()),
+                (3, "s".to_owned())
+            ]
+        );
+    }
 }

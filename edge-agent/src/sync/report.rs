@@ -48,13 +48,15 @@ pub async fn local_status(data_dir: &Path) -> anyhow::Result<LocalStatus> {
             let reader = Reader::open(&db)?;
             let backlog = reader.outbox_backlog()?;
             let dead_letters = reader.dead_letter_count()?;
+            let pressure = reader.last_storage_pressure()?;
             let state = if config.cloud.is_some() {
                 LinkState::Connecting
             } else {
                 LinkState::NotEnrolled
             };
             let report = SyncStatus::new(state, None).report();
-            let mut view = SyncView::new(&report, &backlog, dead_letters, UnixMillis::now());
+            let mut view =
+                SyncView::new(&report, &backlog, dead_letters, pressure, UnixMillis::now());
             if config.cloud.is_some() {
                 "unknown".clone_into(&mut view.link);
             }
@@ -138,6 +140,15 @@ pub fn render(status: &LocalStatus, now: UnixMillis) -> String {
         line(&format!("{} lane:", capitalised(&lane.lane)), waiting);
     }
     line("Dead letters:", v.dead_letters.to_string());
+    if let Some(at) = v.last_storage_pressure_at {
+        line(
+            "Storage:",
+            format!(
+                "the outbox outgrew its budget {} ago; the oldest telemetry was dropped",
+                ago(at)
+            ),
+        );
+    }
     out
 }
 
@@ -196,6 +207,7 @@ mod tests {
                     },
                 ],
                 dead_letters: 1,
+                last_storage_pressure_at: None,
             },
         };
         let text = render(&status, now);

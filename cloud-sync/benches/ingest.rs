@@ -68,7 +68,7 @@ async fn measure(opts: &PgConnectOptions) {
             (0..BATCHES)
                 .map(|b| {
                     let records = telemetry(b * PER_BATCH + 1, (b + 1) * PER_BATCH, &gw.school_id);
-                    shared::sync::encode_batch(&gw.batch(records)).expect("encode")
+                    shared::sync::encode_batch(&gw.telemetry(records)).expect("encode")
                 })
                 .collect()
         })

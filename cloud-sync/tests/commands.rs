@@ -31,7 +31,7 @@ async fn cloud_acknowledge_round_trips_through_the_gateway(
         .unwrap();
 
     let alert = AlertId::new();
-    gw.send(&gw.batch(vec![alert_event(1, alert, AlertState::Triggered)]))
+    gw.send(&gw.alerts(vec![alert_event(1, alert, AlertState::Triggered)]))
         .await
         .unwrap();
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
@@ -83,15 +83,15 @@ async fn cloud_acknowledge_round_trips_through_the_gateway(
 
     // Delivered with every ack until confirmed, also on a replay; the alert is unchanged.
     for _ in 0..2 {
-        let ack = gw.send(&gw.batch(vec![])).await.unwrap();
+        let ack = gw.send(&gw.heartbeat()).await.unwrap();
         assert_eq!(ack.commands, std::slice::from_ref(&expected));
     }
     let ack = gw
-        .send(&gw.batch(vec![alert_event(1, alert, AlertState::Triggered)]))
+        .send(&gw.alerts(vec![alert_event(1, alert, AlertState::Triggered)]))
         .await
         .unwrap();
     assert_eq!(ack.commands, std::slice::from_ref(&expected));
-    assert_eq!(other.send(&other.batch(vec![])).await.unwrap().commands, []);
+    assert_eq!(other.send(&other.heartbeat()).await.unwrap().commands, []);
     assert_eq!(
         cloud
             .count("SELECT count(*) FROM alerts WHERE state = 'triggered'")
@@ -101,7 +101,7 @@ async fn cloud_acknowledge_round_trips_through_the_gateway(
 
     // The gateway applies it: its own event, then the result.
     let ack = gw
-        .send(&gw.batch(vec![
+        .send(&gw.alerts(vec![
             alert_event(2, alert, AlertState::Acknowledged),
             command_result(3, command),
         ]))
@@ -121,10 +121,10 @@ async fn cloud_acknowledge_round_trips_through_the_gateway(
             .await,
         1
     );
-    assert_eq!(gw.send(&gw.batch(vec![])).await.unwrap().commands, []);
+    assert_eq!(gw.send(&gw.heartbeat()).await.unwrap().commands, []);
 
     // A closed alert takes no more requests.
-    gw.send(&gw.batch(vec![alert_event(4, alert, AlertState::Resolved)]))
+    gw.send(&gw.alerts(vec![alert_event(4, alert, AlertState::Resolved)]))
         .await
         .unwrap();
     let late = request_alert_action(

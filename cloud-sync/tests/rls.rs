@@ -27,13 +27,13 @@ DO $$ DECLARE s text; BEGIN FOREACH s IN ARRAY ARRAY['school-a', 'school-b'] LOO
   INSERT INTO rooms SELECT s, gen_random_uuid(), floor_id, '101', 'Lab', 30 FROM floors WHERE school_id = s;
   INSERT INTO enrollment_tokens (school_id, token_hash, expires_at) VALUES (s, sha256(s::bytea), now());
   INSERT INTO gateways (school_id, gateway_id, cert_serial) VALUES (s, 'gw-1', '01');
-  INSERT INTO sync_cursors (school_id, gateway_id) VALUES (s, 'gw-1');
-  INSERT INTO devices VALUES (s, 'btn-1', 'gw-1', 'online', 3000, -50, 0, 1);
-  INSERT INTO alerts VALUES (s, gen_random_uuid(), 'gw-1', 'panic', 'high', 'triggered', 'btn-1', '101', 1, 0, 0, 2);
-  INSERT INTO alert_events SELECT s, 'gw-1', 2, alert_id, 0, 'triggered', 'triggered', 'high', 'device', 'btn-1' FROM alerts WHERE school_id = s;
+  INSERT INTO sync_cursors (school_id, gateway_id, epoch, lane, last_seq) VALUES (s, 'gw-1', 7, 'alert', 2);
+  INSERT INTO devices VALUES (s, 'btn-1', 'gw-1', 'online', 3000, -50, 0, 1, 7);
+  INSERT INTO alerts VALUES (s, gen_random_uuid(), 'gw-1', 'panic', 'high', 'triggered', 'btn-1', '101', 1, 0, 0, 2, 7);
+  INSERT INTO alert_events SELECT s, 'gw-1', 2, alert_id, 0, 'triggered', 'triggered', 'high', 'device', 'btn-1', 7 FROM alerts WHERE school_id = s;
   INSERT INTO gateway_commands (school_id, command_id, gateway_id, kind, alert_id, requested_by)
     SELECT s, gen_random_uuid(), 'gw-1', 'acknowledge', alert_id, 'ops' FROM alerts WHERE school_id = s;
-  INSERT INTO snapshots VALUES (s, 'gw-1', 3, now(), 10, 9, 1, 2, 1, 5, 0);
+  INSERT INTO snapshots VALUES (s, 'gw-1', 3, now(), 10, 9, 1, 2, 1, 5, 0, 7);
   INSERT INTO role_grants VALUES ('00000000-0000-4000-8000-000000000001', 'viewer', NULL, s);
   INSERT INTO audit_log (school_id, actor, action, outcome) VALUES (s, 'test', 'seed', 'ok');
 END LOOP; END $$;
@@ -106,7 +106,9 @@ async fn a_scope_shows_exactly_its_schools(_: PgPoolOptions, opts: PgConnectOpti
         .await
         .unwrap();
     let err = tx
-        .execute("INSERT INTO devices VALUES ('school-b', 'x', 'gw-1', 'online', NULL, NULL, 0, 1)")
+        .execute(
+            "INSERT INTO devices VALUES ('school-b', 'x', 'gw-1', 'online', NULL, NULL, 0, 1, 7)",
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");

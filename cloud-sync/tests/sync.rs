@@ -18,26 +18,36 @@ async fn a_batch_replayed_three_times_is_stored_once(_: PgPoolOptions, opts: PgC
     let cloud = TestCloud::start(&opts).await;
     let gw = cloud.enrolled("lincoln-high").await;
     let alert = AlertId::new();
-    let batch = gw.batch(vec![
+    let alerts = gw.alerts(vec![
         alert_event(1, alert, AlertState::Triggered),
-        health(2, "btn-101"),
-        snapshot(3, &gw.school_id),
-        alert_event(4, alert, AlertState::Acknowledged),
+        alert_event(2, alert, AlertState::Acknowledged),
     ]);
+    let telemetry = gw.telemetry(vec![health(1, "btn-101"), snapshot(2, &gw.school_id)]);
     for _ in 0..3 {
-        let ack = gw.send(&batch).await.unwrap();
-        assert_eq!(ack.acked_through, Seq::new(4));
+        assert_eq!(gw.send(&alerts).await.unwrap().acked_through, Seq::new(2));
+        assert_eq!(
+            gw.send(&telemetry).await.unwrap().acked_through,
+            Seq::new(2)
+        );
     }
     assert_eq!(cloud.count("SELECT count(*) FROM alert_events").await, 2);
     assert_eq!(cloud.count("SELECT count(*) FROM snapshots").await, 1);
     assert_eq!(cloud.count("SELECT count(*) FROM devices").await, 1);
+    let latest: (String, i64, i64) =
+        sqlx::query_as("SELECT state, last_epoch, last_seq FROM alerts")
+            .fetch_one(&cloud.owner)
+            .await
+            .unwrap();
+    assert_eq!(latest, ("acknowledged".to_owned(), gw.epoch.to_i64(), 2));
+    let cursors: Vec<(String, i64)> =
+        sqlx::query_as("SELECT lane, last_seq FROM sync_cursors ORDER BY lane")
+            .fetch_all(&cloud.owner)
+            .await
+            .unwrap();
     assert_eq!(
-        cloud
-            .count("SELECT count(*) FROM alerts WHERE state = 'acknowledged' AND last_seq = 4")
-            .await,
-        1
+        cursors,
+        [("alert".to_owned(), 2), ("telemetry".to_owned(), 2)]
     );
-    assert_eq!(cloud.count("SELECT last_seq FROM sync_cursors").await, 4);
     cloud.stop().await;
 }
 
@@ -47,14 +57,14 @@ async fn overlapping_batches_merge_only_the_new_records(_: PgPoolOptions, opts: 
     let gw = cloud.enrolled("lincoln-high").await;
     let school = gw.school_id.clone();
     assert_eq!(
-        gw.send(&gw.batch(telemetry(1, 10, &school)))
+        gw.send(&gw.telemetry(telemetry(1, 10, &school)))
             .await
             .unwrap()
             .acked_through,
         Seq::new(10)
     );
     assert_eq!(
-        gw.send(&gw.batch(telemetry(6, 15, &school)))
+        gw.send(&gw.telemetry(telemetry(6, 15, &school)))
             .await
             .unwrap()
             .acked_through,
@@ -62,7 +72,7 @@ async fn overlapping_batches_merge_only_the_new_records(_: PgPoolOptions, opts: 
     );
     // Entirely old: acknowledged at the cursor, nothing written.
     assert_eq!(
-        gw.send(&gw.batch(telemetry(2, 4, &school)))
+        gw.send(&gw.telemetry(telemetry(2, 4, &school)))
             .await
             .unwrap()
             .acked_through,
@@ -82,9 +92,11 @@ async fn a_gap_is_refused_with_the_seq_to_resend_from(_: PgPoolOptions, opts: Pg
     let cloud = TestCloud::start(&opts).await;
     let gw = cloud.enrolled("lincoln-high").await;
     let school = gw.school_id.clone();
-    gw.send(&gw.batch(telemetry(1, 5, &school))).await.unwrap();
+    gw.send(&gw.telemetry(telemetry(1, 5, &school)))
+        .await
+        .unwrap();
     let refused = gw
-        .send(&gw.batch(telemetry(8, 12, &school)))
+        .send(&gw.telemetry(telemetry(8, 12, &school)))
         .await
         .unwrap_err();
     assert_eq!(
@@ -95,7 +107,7 @@ async fn a_gap_is_refused_with_the_seq_to_resend_from(_: PgPoolOptions, opts: Pg
     assert_eq!(cloud.count(RECORDS).await, 1);
     // Resending from there works.
     assert_eq!(
-        gw.send(&gw.batch(telemetry(6, 12, &school)))
+        gw.send(&gw.telemetry(telemetry(6, 12, &school)))
             .await
             .unwrap()
             .acked_through,
@@ -105,7 +117,7 @@ async fn a_gap_is_refused_with_the_seq_to_resend_from(_: PgPoolOptions, opts: Pg
     // Records out of order within a batch are malformed, not a gap.
     let mut shuffled = telemetry(13, 15, &school);
     shuffled.swap(0, 2);
-    let refused = gw.send(&gw.batch(shuffled)).await.unwrap_err();
+    let refused = gw.send(&gw.telemetry(shuffled)).await.unwrap_err();
     assert_eq!(
         (refused.status, refused.code()),
         (StatusCode::BAD_REQUEST, "bad_sequence")
@@ -123,7 +135,7 @@ async fn a_batch_naming_another_school_is_forbidden_audited_and_not_written(
     let oak = cloud.enrolled("oak-primary").await;
 
     // Lincoln's gateway claims to be Oak's.
-    let mut forged = oak.batch(telemetry(1, 5, &oak.school_id));
+    let mut forged = oak.telemetry(telemetry(1, 5, &oak.school_id));
     let refused = lincoln.send(&forged).await.unwrap_err();
     assert_eq!(
         (refused.status, refused.code()),
@@ -136,7 +148,7 @@ async fn a_batch_naming_another_school_is_forbidden_audited_and_not_written(
         StatusCode::FORBIDDEN
     );
     // Its own names, but a snapshot of Oak inside.
-    let smuggled = lincoln.batch(vec![snapshot(1, &oak.school_id)]);
+    let smuggled = lincoln.telemetry(vec![snapshot(1, &oak.school_id)]);
     assert_eq!(
         lincoln.send(&smuggled).await.unwrap_err().status,
         StatusCode::FORBIDDEN
@@ -144,10 +156,7 @@ async fn a_batch_naming_another_school_is_forbidden_audited_and_not_written(
 
     assert_eq!(cloud.count(RECORDS).await, 0);
     assert_eq!(cloud.count("SELECT count(*) FROM devices").await, 0);
-    assert_eq!(
-        cloud.count("SELECT max(last_seq) FROM sync_cursors").await,
-        0
-    );
+    assert_eq!(cloud.count("SELECT count(*) FROM sync_cursors").await, 0);
     assert_eq!(
         cloud
             .count("SELECT count(*) FROM audit_log WHERE action = 'sync' AND outcome = 'forbidden' AND school_id = 'lincoln-high'")
@@ -178,7 +187,7 @@ async fn oversized_bodies_and_batches_get_413(_: PgPoolOptions, opts: PgConnectO
         (refused.status, refused.code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
     );
-    let many = gw.batch(telemetry(1, 101, &gw.school_id));
+    let many = gw.telemetry(telemetry(1, 101, &gw.school_id));
     assert!(encode_batch(&many).unwrap().len() < 4096);
     let refused = gw.send(&many).await.unwrap_err();
     assert_eq!(
@@ -213,15 +222,15 @@ async fn a_gateway_sending_too_fast_gets_429_with_retry_after(
     let cloud = TestCloud::start_with(&opts, options).await;
     let gw = cloud.enrolled("lincoln-high").await;
     let other = cloud.enrolled("oak-primary").await;
-    gw.send(&gw.batch(vec![])).await.unwrap();
-    gw.send(&gw.batch(vec![])).await.unwrap();
-    let refused = gw.send(&gw.batch(vec![])).await.unwrap_err();
+    gw.send(&gw.heartbeat()).await.unwrap();
+    gw.send(&gw.heartbeat()).await.unwrap();
+    let refused = gw.send(&gw.heartbeat()).await.unwrap_err();
     assert_eq!(
         (refused.status, refused.code()),
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
     assert_eq!(refused.retry_after.as_deref(), Some("2"));
     // Budgets are per gateway.
-    other.send(&other.batch(vec![])).await.unwrap();
+    other.send(&other.heartbeat()).await.unwrap();
     cloud.stop().await;
 }

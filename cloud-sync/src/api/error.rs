@@ -34,7 +34,7 @@ impl ApiError {
         }
     }
 
-    /// 409: the batch starts after a gap; resend from `expected`.
+    /// 409: the batch starts after a gap in its epoch and lane; resend from `expected`.
     pub fn gap(expected: Seq) -> Self {
         let mut err = Self::new(
             StatusCode::CONFLICT,

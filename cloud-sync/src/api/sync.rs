@@ -2,7 +2,10 @@
 //!
 //! Checks run cheapest first: rate (429), body size (413), decoding under the limits (413 for
 //! sizes and counts, 400 otherwise), the body's names against the certificate's (403, audited,
-//! nothing written), consecutive sequence numbers (400), then the merge (409 on a gap).
+//! nothing written), the batch's shape (400, nothing written: consecutive sequence numbers,
+//! every record of the batch's lane, alert records dropped only as dead letters), then the
+//! merge of the batch's epoch and lane (409 on a gap). `acked_through` in the answer is the
+//! cursor of that epoch and lane.
 
 use axum::Extension;
 use axum::body::{Body, to_bytes};
@@ -58,23 +61,16 @@ pub(super) async fn sync(
             "the batch names a school or gateway other than this gateway's certificate",
         ));
     }
-    ingest::check_sequence(&batch.records)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_sequence", e.to_string()))?;
+    ingest::check_batch(batch.lane, &batch.records)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
 
-    match ingest::merge(
-        &state.pool,
-        &gateway,
-        &batch.records,
-        state.limits.max_commands,
-    )
-    .await?
-    {
+    match ingest::merge(&state.pool, &gateway, &batch, state.limits.max_commands).await? {
         Merged::Acked {
             acked_through,
             new_records,
             commands,
         } => {
-            tracing::debug!(gateway = %gateway.gateway_id, new_records, %acked_through, "batch merged");
+            tracing::debug!(gateway = %gateway.gateway_id, epoch = %batch.epoch, lane = %batch.lane, new_records, %acked_through, "batch merged");
             let ack = SyncAck {
                 acked_through,
                 commands,

@@ -1,5 +1,6 @@
 //! Redeeming an enrollment token: checks it, issues the gateway's certificate and marks the
-//! token used, all in one transaction. Every refusal is audited.
+//! token used, all in one transaction. Every refusal is audited. The gateway's sync cursors
+//! are not made here: each (epoch, lane) gets its own when its first record arrives.
 //!
 //! The token's school is found through `hallwatch_enrollment_token_school`, the one
 //! privileged lookup (it answers only to the holder of the token); everything after it runs
@@ -104,11 +105,6 @@ pub async fn enroll(
         .bind(school.as_str())
         .bind(gateway_id.as_str())
         .bind(&issued.serial_hex)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO sync_cursors (school_id, gateway_id) VALUES ($1, $2)")
-        .bind(school.as_str())
-        .bind(gateway_id.as_str())
         .execute(&mut *tx)
         .await?;
     sqlx::query(

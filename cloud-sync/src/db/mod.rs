@@ -4,7 +4,8 @@
 //!
 //! - `admin`: regions, schools, enrollment tokens and snapshot partition upkeep.
 //! - `enroll`: redeeming an enrollment token for a gateway.
-//! - `ingest`: merging a gateway's batch, set-based, in one transaction.
+//! - `ingest`: merging a gateway's batch (one lane of one epoch), set-based, in one
+//!   transaction.
 //! - `commands`: cloud → gateway commands (requested, delivered, confirmed).
 //! - `audit`: the append-only audit log.
 

@@ -4,8 +4,8 @@
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::ids::{GatewayId, SchoolId};
-use shared::sync::{Limits, Record, SyncAck, SyncBatch, decode_ack, encode_batch};
+use shared::ids::{Epoch, GatewayId, SchoolId};
+use shared::sync::{Lane, Limits, Record, SyncAck, SyncBatch, decode_ack, encode_batch};
 
 use super::TestCloud;
 
@@ -18,6 +18,20 @@ pub(crate) struct Gateway {
     pub(crate) ca_pem: String,
     pub(crate) client: reqwest::Client,
     pub(crate) url: String,
+    /// The epoch of this run of the gateway's agent; [`Gateway::restart`] draws another.
+    pub(crate) epoch: Epoch,
+}
+
+/// A random epoch, as a gateway draws one at each start.
+pub(crate) fn new_epoch() -> Epoch {
+    use ring::rand::{SecureRandom, SystemRandom};
+    loop {
+        let mut bytes = [0u8; 8];
+        SystemRandom::new().fill(&mut bytes).expect("randomness");
+        if let Some(epoch) = Epoch::new(u64::from_le_bytes(bytes)) {
+            return epoch;
+        }
+    }
 }
 
 /// A refused request: its status and JSON body.
@@ -82,6 +96,7 @@ pub(crate) async fn enroll(cloud: &TestCloud, token: &str) -> Result<Gateway, Re
         ca_pem: text("ca_pem"),
         client: reqwest::Client::new(),
         url: cloud.sync_url(),
+        epoch: new_epoch(),
     };
     Ok(gateway.with_mtls())
 }
@@ -92,13 +107,40 @@ impl Gateway {
         self
     }
 
-    /// A batch in this gateway's own name.
-    pub(crate) fn batch(&self, records: Vec<Record>) -> SyncBatch {
+    /// A batch of `lane` in this gateway's own name and current epoch.
+    pub(crate) fn batch(&self, lane: Lane, records: Vec<Record>) -> SyncBatch {
+        self.batch_in(self.epoch, lane, records)
+    }
+
+    /// A batch of `lane` of `epoch` in this gateway's own name.
+    pub(crate) fn batch_in(&self, epoch: Epoch, lane: Lane, records: Vec<Record>) -> SyncBatch {
         SyncBatch {
             gateway_id: self.gateway_id.clone(),
             school_id: self.school_id.clone(),
+            epoch,
+            lane,
             records,
         }
+    }
+
+    /// An alert-lane batch.
+    pub(crate) fn alerts(&self, records: Vec<Record>) -> SyncBatch {
+        self.batch(Lane::Alert, records)
+    }
+
+    /// A telemetry-lane batch.
+    pub(crate) fn telemetry(&self, records: Vec<Record>) -> SyncBatch {
+        self.batch(Lane::Telemetry, records)
+    }
+
+    /// An empty batch: liveness and pending commands.
+    pub(crate) fn heartbeat(&self) -> SyncBatch {
+        self.alerts(Vec::new())
+    }
+
+    /// The agent started again: a new epoch.
+    pub(crate) fn restart(&mut self) {
+        self.epoch = new_epoch();
     }
 
     /// Sends `batch`; the decoded ack, or the refusal.

@@ -3,8 +3,8 @@
 use shared::alert::{Actor, AlertEventKind, AlertKind, AlertState, Severity};
 use shared::ids::{AlertId, CommandId, DeviceId, SchoolId, Seq};
 use shared::sync::{
-    AlertEventRecord, CommandOutcome, CommandResult, DeviceHealthRecord, DeviceStatus, Record,
-    RecordBody,
+    AlertEventRecord, CommandOutcome, CommandResult, DeviceHealthRecord, DeviceStatus, DropReason,
+    Dropped, Record, RecordBody,
 };
 use shared::{SchoolSnapshot, SnapshotCounts, UnixMillis};
 
@@ -79,7 +79,26 @@ pub(crate) fn command_result(seq: u64, command: CommandId) -> Record {
     }
 }
 
-/// Records `first..=last`, cycling through health reports of ten devices and snapshots.
+/// Records `seq..=through` of a lane, removed unsent by the gateway.
+pub(crate) fn dropped(seq: u64, through: u64, reason: DropReason) -> Record {
+    Record {
+        seq: Seq::new(seq),
+        at: at(seq),
+        body: RecordBody::Dropped(Dropped {
+            through: Seq::new(through),
+            reason,
+        }),
+    }
+}
+
+/// Alert events `first..=last`, each raising a new alert.
+pub(crate) fn alert_events(first: u64, last: u64) -> Vec<Record> {
+    (first..=last)
+        .map(|seq| alert_event(seq, AlertId::new(), AlertState::Triggered))
+        .collect()
+}
+
+/// Telemetry records `first..=last`, cycling through health reports of ten devices and snapshots.
 pub(crate) fn telemetry(first: u64, last: u64, school: &SchoolId) -> Vec<Record> {
     (first..=last)
         .map(|seq| match seq % 5 {

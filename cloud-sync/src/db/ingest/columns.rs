@@ -1,7 +1,9 @@
 //! A batch's records turned into one array per column and kind, ready for `UNNEST`: the merge
-//! sends each kind in one statement, whatever the batch size.
+//! sends each kind in one statement, whatever the batch size. Dropped runs become counts for
+//! the cursor.
 
-use shared::sync::{CommandOutcome, Record, RecordBody};
+use shared::ids::Seq;
+use shared::sync::{CommandOutcome, DropReason, Dropped, Record, RecordBody};
 use uuid::Uuid;
 
 /// Alert events, column by column.
@@ -54,6 +56,14 @@ pub(super) struct ResultColumns {
     pub reason: Vec<Option<String>>,
 }
 
+/// Records the gateway declared dropped, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DroppedCounts {
+    pub thinned: i64,
+    pub storage_budget: i64,
+    pub dead_lettered: i64,
+}
+
 /// Every kind's columns for one batch.
 #[derive(Debug, Default)]
 pub(super) struct Columns {
@@ -61,11 +71,14 @@ pub(super) struct Columns {
     pub health: HealthColumns,
     pub snapshots: SnapshotColumns,
     pub results: ResultColumns,
+    pub dropped: DroppedCounts,
 }
 
 impl Columns {
-    /// Splits `records` by kind. Sequence numbers were checked to fit `i64` before.
-    pub(super) fn from_records(records: &[Record]) -> Self {
+    /// Splits the new `records` by kind, the cursor being at `after` before them (a dropped
+    /// run straddling it counts only its part beyond). Sequence numbers were checked to fit
+    /// `i64` before.
+    pub(super) fn from_records(records: &[Record], after: Seq) -> Self {
         let mut c = Columns::default();
         for record in records {
             let seq = i64::try_from(record.seq.get()).unwrap_or(i64::MAX);
@@ -123,6 +136,17 @@ impl Columns {
                         }
                     }
                 }
+                RecordBody::Dropped(Dropped { through, reason }) => {
+                    let first = record.seq.get().max(after.get().saturating_add(1));
+                    let n = through.get().saturating_sub(first).saturating_add(1);
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    let count = match reason {
+                        DropReason::Thinned => &mut c.dropped.thinned,
+                        DropReason::StorageBudget => &mut c.dropped.storage_budget,
+                        DropReason::DeadLettered => &mut c.dropped.dead_lettered,
+                    };
+                    *count = count.saturating_add(n);
+                }
             }
         }
         c
@@ -132,4 +156,41 @@ impl Columns {
 /// Counts are stored as `integer`; no school has two billion of anything.
 fn clamp(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::UnixMillis;
+
+    fn dropped(seq: u64, through: u64, reason: DropReason) -> Record {
+        Record {
+            seq: Seq::new(seq),
+            at: UnixMillis::new(0),
+            body: RecordBody::Dropped(Dropped {
+                through: Seq::new(through),
+                reason,
+            }),
+        }
+    }
+
+    #[test]
+    fn dropped_runs_are_counted_by_reason_and_only_beyond_the_cursor() {
+        let records = [
+            dropped(5, 9, DropReason::Thinned),
+            dropped(10, 10, DropReason::StorageBudget),
+            dropped(11, 20, DropReason::DeadLettered),
+        ];
+        let c = Columns::from_records(&records, Seq::new(4));
+        assert_eq!(
+            c.dropped,
+            DroppedCounts {
+                thinned: 5,
+                storage_budget: 1,
+                dead_lettered: 10
+            }
+        );
+        let c = Columns::from_records(&records, Seq::new(7));
+        assert_eq!(c.dropped.thinned, 2);
+    }
 }

@@ -1,27 +1,35 @@
-//! Merging a gateway's batch: idempotent on `(gateway, seq)`, in one transaction, one
-//! set-based statement per record kind.
+//! Merging a gateway's batch: one lane of one epoch, idempotent on `(gateway, epoch, lane,
+//! seq)`, in one transaction, one set-based statement per record kind.
 //!
-//! The gateway's cursor row is locked first, which orders concurrent batches of one gateway
-//! and lets batches of different gateways run in parallel. Records at or below the cursor were
-//! merged before and are skipped without touching the database, so a replay writes nothing
-//! (no dead tuples); the first new record must follow the cursor directly, otherwise the batch
-//! is refused with the seq the cloud expects. Each merged change is announced with
-//! `pg_notify` in the same transaction, so listeners only hear of committed data.
+//! The cursor row of the batch's `(epoch, lane)` is locked first (created on first sight,
+//! just before the batch's first record: the cloud trusts an authenticated gateway on where
+//! an epoch starts). That orders concurrent batches of one lane, while the other lane and
+//! other gateways run in parallel. Records at or below the cursor were merged before and are
+//! skipped without touching the database, so a replay writes nothing (no dead tuples); the
+//! first new record must cover the seq after the cursor, otherwise the batch is refused with
+//! the seq the cloud expects. A [`Dropped`] record stands for its whole range: it moves the
+//! cursor past it and is counted, by reason, on the cursor. Each merged change is announced
+//! with `pg_notify` in the same transaction, so listeners only hear of committed data.
 //!
-//! - `columns`: records → one array per column, for `UNNEST`.
-//! - `statements`: the merge statements, one per kind.
+//! An empty batch is a heartbeat: it reads the cursor (0 for an epoch and lane never seen,
+//! which it does not create, since the first record decides where the cursor opens) and
+//! collects the pending commands.
+//!
+//! - `columns`: records → one array per column, for `UNNEST`, and the dropped counts.
+//! - `statements`: the merge statements, one per kind, and the cursor's.
 
 mod columns;
 mod statements;
 
 use shared::ids::Seq;
-use shared::sync::{Command, Record};
-use sqlx::PgPool;
+use shared::sync::{Command, DropReason, Dropped, Lane, Record, RecordBody, SyncBatch};
+use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
 
 use super::{DbError, Scope, begin, commands};
 use crate::pki::GatewayIdentity;
 use columns::Columns;
+use statements::Source;
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,26 +37,26 @@ pub enum Merged {
     /// Stored (or already stored) through `acked_through`; `commands` are pending for the
     /// gateway.
     Acked {
-        /// The gateway's cursor after the batch.
+        /// The cursor of the batch's epoch and lane after the batch.
         acked_through: Seq,
-        /// Records newly merged by this batch (0 for a replay).
+        /// Records newly merged by this batch (0 for a replay), a dropped run counting one.
         new_records: usize,
         /// Pending commands, oldest first.
         commands: Vec<Command>,
     },
     /// The batch starts after a gap; the gateway must resend from `expected`.
     Gap {
-        /// The next seq the cloud needs.
+        /// The next seq the cloud needs in this epoch and lane.
         expected: Seq,
     },
     /// The gateway is unknown or revoked.
     NotEnrolled,
 }
 
-/// A batch whose records are not a run of consecutive sequence numbers.
+/// A batch that is malformed whatever the cloud holds: refused before any database work.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SequenceError {
-    /// A seq does not follow its predecessor by exactly one.
+pub enum BatchError {
+    /// A seq does not follow its predecessor (or the end of its dropped run) by exactly one.
     #[error("record {index} has seq {found}, expected {expected} (records must be consecutive)")]
     NotConsecutive {
         /// Position in the batch.
@@ -63,83 +71,179 @@ pub enum SequenceError {
     OutOfRange {
         /// Position in the batch.
         index: usize,
-        /// Its seq.
+        /// The offending seq (a dropped run's `through`, possibly).
         found: u64,
+    },
+    /// A dropped run that ends before it starts.
+    #[error("record {index} drops seqs {seq}..={through}, an empty range")]
+    EmptyDrop {
+        /// Position in the batch.
+        index: usize,
+        /// Its seq.
+        seq: u64,
+        /// The end it declared.
+        through: u64,
+    },
+    /// A record of a kind that travels in the other lane.
+    #[error("record {index} is of the {kind_lane} lane, in a batch of the {lane} lane")]
+    WrongLane {
+        /// Position in the batch.
+        index: usize,
+        /// The lane of the record's kind.
+        kind_lane: Lane,
+        /// The batch's lane.
+        lane: Lane,
+    },
+    /// Alert records dropped for a reason other than dead-lettering.
+    #[error(
+        "record {index} drops alert records as {reason}; alert records are never thinned or evicted, only dead-lettered"
+    )]
+    AlertsNotDroppable {
+        /// Position in the batch.
+        index: usize,
+        /// The reason given.
+        reason: DropReason,
     },
 }
 
-/// Checks that `records` are consecutive and storable. Pure; runs before any database work.
-pub fn check_sequence(records: &[Record]) -> Result<(), SequenceError> {
+impl BatchError {
+    /// The machine-readable code the API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotConsecutive { .. } | Self::OutOfRange { .. } | Self::EmptyDrop { .. } => {
+                "bad_sequence"
+            }
+            Self::WrongLane { .. } => "wrong_lane",
+            Self::AlertsNotDroppable { .. } => "alerts_not_droppable",
+        }
+    }
+}
+
+/// The last seq a record accounts for: its own, or the end of its dropped run.
+pub fn end(record: &Record) -> Seq {
+    match &record.body {
+        RecordBody::Dropped(Dropped { through, .. }) => *through,
+        _ => record.seq,
+    }
+}
+
+/// Checks that `records` belong in `lane` and form a run of consecutive, storable seqs (a
+/// dropped run followed by the seq after its end). Pure; runs before any database work.
+pub fn check_batch(lane: Lane, records: &[Record]) -> Result<(), BatchError> {
     let max = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
     let mut previous: Option<u64> = None;
     for (index, record) in records.iter().enumerate() {
         let found = record.seq.get();
         if found == 0 || found > max {
-            return Err(SequenceError::OutOfRange { index, found });
+            return Err(BatchError::OutOfRange { index, found });
         }
         if let Some(prev) = previous
             && found != prev + 1
         {
-            return Err(SequenceError::NotConsecutive {
+            return Err(BatchError::NotConsecutive {
                 index,
                 found,
                 expected: prev + 1,
             });
         }
-        previous = Some(found);
+        match &record.body {
+            RecordBody::Dropped(Dropped { through, reason }) => {
+                let through = through.get();
+                if through > max {
+                    return Err(BatchError::OutOfRange {
+                        index,
+                        found: through,
+                    });
+                }
+                if through < found {
+                    return Err(BatchError::EmptyDrop {
+                        index,
+                        seq: found,
+                        through,
+                    });
+                }
+                if lane == Lane::Alert && *reason != DropReason::DeadLettered {
+                    return Err(BatchError::AlertsNotDroppable {
+                        index,
+                        reason: *reason,
+                    });
+                }
+            }
+            body => {
+                if let Some(kind_lane) = body.lane()
+                    && kind_lane != lane
+                {
+                    return Err(BatchError::WrongLane {
+                        index,
+                        kind_lane,
+                        lane,
+                    });
+                }
+            }
+        }
+        previous = Some(end(record).get());
     }
     Ok(())
 }
 
 /// The records of a checked batch that are new, given the cursor `last`; `Err(expected)` when
-/// the first new record does not follow the cursor.
+/// the first new record does not cover the seq after the cursor. A dropped run that straddles
+/// the cursor is new (its part after the cursor is).
 pub fn new_records(records: &[Record], last: Seq) -> Result<&[Record], Seq> {
-    let start = records.partition_point(|r| r.seq <= last);
+    let start = records.partition_point(|r| end(r) <= last);
     let fresh = &records[start..];
     let expected = Seq::new(last.get().saturating_add(1));
     match fresh.first() {
-        Some(first) if first.seq != expected => Err(expected),
+        Some(first) if first.seq > expected => Err(expected),
         _ => Ok(fresh),
     }
 }
 
-/// Merges a batch already checked with [`check_sequence`] and against the identity.
+/// Merges a batch already checked with [`check_batch`] and against the identity.
 pub async fn merge(
     pool: &PgPool,
     gateway: &GatewayIdentity,
-    records: &[Record],
+    batch: &SyncBatch,
     max_commands: usize,
 ) -> Result<Merged, DbError> {
-    let school = gateway.school_id.as_str();
-    let gw = gateway.gateway_id.as_str();
     let mut tx = begin(pool, Scope::School(&gateway.school_id)).await?;
-    let cursor: Option<(i64, bool)> = sqlx::query_as(
-        "SELECT c.last_seq, g.revoked_at IS NOT NULL FROM sync_cursors c \
-         JOIN gateways g USING (school_id, gateway_id) \
-         WHERE c.school_id = $1 AND c.gateway_id = $2 FOR UPDATE OF c",
-    )
-    .bind(school)
-    .bind(gw)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let last = match cursor {
-        Some((last, false)) => Seq::new(u64::try_from(last).unwrap_or(0)),
-        Some((_, true)) | None => return Ok(Merged::NotEnrolled),
+    let source = Source {
+        school: gateway.school_id.as_str(),
+        gateway: gateway.gateway_id.as_str(),
+        epoch: batch.epoch.to_i64(),
+        lane: batch.lane,
     };
-    let fresh = match new_records(records, last) {
+    let Some(first) = batch.records.first() else {
+        let Some(last) = peek_cursor(&mut tx, &source).await? else {
+            return Ok(Merged::NotEnrolled);
+        };
+        let commands = commands::deliver_pending(&mut tx, gateway, max_commands).await?;
+        tx.commit().await?;
+        return Ok(Merged::Acked {
+            acked_through: last,
+            new_records: 0,
+            commands,
+        });
+    };
+    // Opened just before the first record, if this epoch and lane are new.
+    let open_at = Seq::new(first.seq.get().saturating_sub(1));
+    let Some(last) = lock_cursor(&mut tx, &source, open_at).await? else {
+        return Ok(Merged::NotEnrolled);
+    };
+    let fresh = match new_records(&batch.records, last) {
         Ok(fresh) => fresh,
         Err(expected) => return Ok(Merged::Gap { expected }),
     };
 
     let acked_through = match fresh.last() {
         Some(newest) => {
-            let columns = Columns::from_records(fresh);
-            statements::merge_alerts(&mut tx, school, gw, &columns.alerts).await?;
-            statements::merge_health(&mut tx, school, gw, &columns.health).await?;
-            statements::merge_snapshots(&mut tx, school, gw, &columns.snapshots).await?;
-            statements::merge_results(&mut tx, school, gw, &columns.results).await?;
-            statements::advance_cursor(&mut tx, school, gw, newest.seq).await?;
-            newest.seq
+            let columns = Columns::from_records(fresh, last);
+            statements::merge_alerts(&mut tx, &source, &columns.alerts).await?;
+            statements::merge_health(&mut tx, &source, &columns.health).await?;
+            statements::merge_snapshots(&mut tx, &source, &columns.snapshots).await?;
+            statements::merge_results(&mut tx, &source, &columns.results).await?;
+            statements::advance_cursor(&mut tx, &source, end(newest), &columns.dropped).await?;
+            end(newest)
         }
         None => last,
     };
@@ -152,41 +256,204 @@ pub async fn merge(
     })
 }
 
+/// A cursor row as read with its gateway: `(last_seq, revoked)`.
+type CursorRow = (i64, bool);
+
+/// The cursor of the batch's epoch and lane, locked until the transaction ends; created at
+/// `open_at` if missing. `None` when the gateway is unknown or revoked.
+async fn lock_cursor(
+    conn: &mut PgConnection,
+    source: &Source<'_>,
+    open_at: Seq,
+) -> Result<Option<Seq>, sqlx::Error> {
+    let select = || {
+        sqlx::query_as::<_, CursorRow>(
+            "SELECT c.last_seq, g.revoked_at IS NOT NULL \
+             FROM sync_cursors c JOIN gateways g USING (school_id, gateway_id) \
+             WHERE c.school_id = $1 AND c.gateway_id = $2 AND c.epoch = $3 AND c.lane = $4 \
+             FOR UPDATE OF c",
+        )
+        .bind(source.school)
+        .bind(source.gateway)
+        .bind(source.epoch)
+        .bind(source.lane.as_str())
+    };
+    // The usual case, a cursor that exists, takes one statement. Otherwise insert it (our
+    // uncommitted row is locked by being ours), or, if another batch of the same lane
+    // inserted it first, wait for that one and lock the row it committed.
+    let mut row = select().fetch_optional(&mut *conn).await?;
+    if row.is_none() {
+        row = sqlx::query_as::<_, CursorRow>(
+            "INSERT INTO sync_cursors (school_id, gateway_id, epoch, lane, last_seq) \
+             SELECT school_id, gateway_id, $3, $4, $5 FROM gateways \
+             WHERE school_id = $1 AND gateway_id = $2 AND revoked_at IS NULL \
+             ON CONFLICT DO NOTHING RETURNING last_seq, false",
+        )
+        .bind(source.school)
+        .bind(source.gateway)
+        .bind(source.epoch)
+        .bind(source.lane.as_str())
+        .bind(to_i64(open_at))
+        .fetch_optional(&mut *conn)
+        .await?;
+    }
+    if row.is_none() {
+        row = select().fetch_optional(&mut *conn).await?;
+    }
+    Ok(match row {
+        Some((last, false)) => Some(from_i64(last)),
+        Some((_, true)) | None => None,
+    })
+}
+
+/// The cursor of the batch's epoch and lane without a lock (0 if there is none), for a
+/// heartbeat. `None` when the gateway is unknown or revoked.
+async fn peek_cursor(
+    conn: &mut PgConnection,
+    source: &Source<'_>,
+) -> Result<Option<Seq>, sqlx::Error> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT (SELECT c.last_seq FROM sync_cursors c WHERE c.school_id = g.school_id \
+             AND c.gateway_id = g.gateway_id AND c.epoch = $3 AND c.lane = $4) \
+         FROM gateways g \
+         WHERE g.school_id = $1 AND g.gateway_id = $2 AND g.revoked_at IS NULL",
+    )
+    .bind(source.school)
+    .bind(source.gateway)
+    .bind(source.epoch)
+    .bind(source.lane.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(last,)| last.map_or(Seq::ZERO, from_i64)))
+}
+
+/// Seqs were checked to fit `bigint` before.
+fn to_i64(seq: Seq) -> i64 {
+    i64::try_from(seq.get()).unwrap_or(i64::MAX)
+}
+
+/// Stored seqs are never negative (a CHECK says so).
+fn from_i64(n: i64) -> Seq {
+    Seq::new(u64::try_from(n).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared::UnixMillis;
-    use shared::ids::CommandId;
-    use shared::sync::{CommandOutcome, CommandResult, RecordBody};
+    use shared::ids::{CommandId, DeviceId};
+    use shared::sync::{CommandOutcome, CommandResult, DeviceHealthRecord, DeviceStatus};
+
+    fn result(n: u64) -> Record {
+        Record {
+            seq: Seq::new(n),
+            at: UnixMillis::new(0),
+            body: RecordBody::CommandResult(CommandResult {
+                command_id: CommandId::new(),
+                outcome: CommandOutcome::Applied,
+            }),
+        }
+    }
 
     fn records(seqs: &[u64]) -> Vec<Record> {
-        seqs.iter()
-            .map(|&n| Record {
-                seq: Seq::new(n),
-                at: UnixMillis::new(0),
-                body: RecordBody::CommandResult(CommandResult {
-                    command_id: CommandId::new(),
-                    outcome: CommandOutcome::Applied,
-                }),
-            })
-            .collect()
+        seqs.iter().map(|&n| result(n)).collect()
+    }
+
+    fn dropped(seq: u64, through: u64, reason: DropReason) -> Record {
+        Record {
+            seq: Seq::new(seq),
+            at: UnixMillis::new(0),
+            body: RecordBody::Dropped(Dropped {
+                through: Seq::new(through),
+                reason,
+            }),
+        }
+    }
+
+    fn health(seq: u64) -> Record {
+        let device: DeviceId = "btn-1".parse().unwrap();
+        Record {
+            seq: Seq::new(seq),
+            at: UnixMillis::new(0),
+            body: RecordBody::DeviceHealth(DeviceHealthRecord {
+                device_id: device,
+                status: DeviceStatus::Online,
+                battery_mv: None,
+                rssi_dbm: None,
+            }),
+        }
     }
 
     #[test]
     fn sequences_must_be_consecutive_and_in_range() {
-        assert_eq!(check_sequence(&records(&[])), Ok(()));
-        assert_eq!(check_sequence(&records(&[4, 5, 6])), Ok(()));
+        let check = |seqs: &[u64]| check_batch(Lane::Alert, &records(seqs));
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[4, 5, 6]), Ok(()));
         assert_eq!(
-            check_sequence(&records(&[4, 6])),
-            Err(SequenceError::NotConsecutive {
+            check(&[4, 6]),
+            Err(BatchError::NotConsecutive {
                 index: 1,
                 found: 6,
                 expected: 5
             })
         );
-        assert!(check_sequence(&records(&[3, 3])).is_err());
-        assert!(check_sequence(&records(&[0])).is_err());
-        assert!(check_sequence(&records(&[u64::MAX])).is_err());
+        assert!(check(&[3, 3]).is_err());
+        assert!(check(&[0]).is_err());
+        assert!(check(&[u64::MAX]).is_err());
+    }
+
+    #[test]
+    fn a_dropped_run_spans_its_range() {
+        let dead = DropReason::DeadLettered;
+        let batch = vec![result(4), dropped(5, 9, dead), result(10)];
+        assert_eq!(check_batch(Lane::Alert, &batch), Ok(()));
+        let batch = vec![dropped(5, 9, dead), result(6)];
+        assert_eq!(
+            check_batch(Lane::Alert, &batch),
+            Err(BatchError::NotConsecutive {
+                index: 1,
+                found: 6,
+                expected: 10
+            })
+        );
+        let batch = vec![dropped(5, 4, dead)];
+        assert_eq!(
+            check_batch(Lane::Alert, &batch).map_err(|e| e.code()),
+            Err("bad_sequence")
+        );
+        let batch = vec![dropped(5, u64::MAX, dead)];
+        assert!(matches!(
+            check_batch(Lane::Alert, &batch),
+            Err(BatchError::OutOfRange { index: 0, .. })
+        ));
+        // A run of one record is fine.
+        assert_eq!(check_batch(Lane::Alert, &[dropped(5, 5, dead)]), Ok(()));
+    }
+
+    #[test]
+    fn records_stay_in_their_lane_and_alerts_are_only_dead_lettered() {
+        assert_eq!(
+            check_batch(Lane::Telemetry, &[health(1), result(2)]),
+            Err(BatchError::WrongLane {
+                index: 1,
+                kind_lane: Lane::Alert,
+                lane: Lane::Telemetry
+            })
+        );
+        assert_eq!(
+            check_batch(Lane::Alert, &[health(1)]).map_err(|e| e.code()),
+            Err("wrong_lane")
+        );
+        for reason in [DropReason::Thinned, DropReason::StorageBudget] {
+            assert_eq!(
+                check_batch(Lane::Alert, &[dropped(1, 3, reason)]),
+                Err(BatchError::AlertsNotDroppable { index: 0, reason })
+            );
+            assert_eq!(
+                check_batch(Lane::Telemetry, &[dropped(1, 3, reason), health(4)]),
+                Ok(())
+            );
+        }
     }
 
     #[test]
@@ -198,5 +465,18 @@ mod tests {
         assert_eq!(new_records(&batch, Seq::new(9)).unwrap().len(), 0);
         assert_eq!(new_records(&batch, Seq::new(1)), Err(Seq::new(2)));
         assert_eq!(new_records(&[], Seq::ZERO).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_dropped_run_straddling_the_cursor_is_new() {
+        let batch = vec![
+            result(3),
+            dropped(4, 8, DropReason::DeadLettered),
+            result(9),
+        ];
+        assert_eq!(new_records(&batch, Seq::new(3)).unwrap().len(), 2);
+        assert_eq!(new_records(&batch, Seq::new(6)).unwrap().len(), 2);
+        assert_eq!(new_records(&batch, Seq::new(8)).unwrap().len(), 1);
+        assert_eq!(new_records(&batch, Seq::new(1)), Err(Seq::new(2)));
     }
 }

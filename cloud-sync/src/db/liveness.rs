@@ -2,7 +2,7 @@
 //! `offline`/`online` events of its outages (table `gateway_events`, announced on channel
 //! `hallwatch_gateways` as `{"school_id", "gateway_id", "state"}`).
 //!
-//! Every sync request that reaches the merge is proof of life ([`heard_from`], in the
+//! Every sync request that reaches the merge is proof of life (`heard_from`, in the
 //! request's transaction). Writing `last_sync_at` on each of them would turn heartbeats and
 //! replays into row churn, so it is written at most once per [`Liveness::record_every`]; a
 //! request in between only reads it. [`mark_silent`] — the service's liveness task, on every

@@ -10,8 +10,9 @@
 //! - [`api`]: the HTTP handlers (the only module that imports axum): enrollment, sync, the
 //!   per-gateway rate limit, the JSON error type.
 //! - [`server`]: binding and running the public and the mTLS sync listeners; the accept loop
-//!   that puts each connection's certificate identity into its requests.
-//! - [`config`]: [`Config`], validated settings for `serve`.
+//!   that puts each connection's certificate identity into its requests; the background
+//!   tasks (snapshot partitions, gateway liveness).
+//! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
 //! Modules that later issues bring (see ARCHITECTURE.md): `auth`, the API for people,
@@ -31,6 +32,6 @@ pub mod inspect;
 pub mod pki;
 pub mod server;
 
-pub use config::Config;
+pub use config::{Config, Liveness};
 pub use db::MIGRATOR;
 pub use server::Server;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_sync::{Config, Server, db};
+use cloud_sync::{Config, Liveness, Server, db};
 use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
 use sqlx::postgres::PgConnectOptions;
@@ -67,6 +67,14 @@ struct ServeArgs {
     /// Sync requests one gateway may make in a burst.
     #[arg(long, default_value_t = 40)]
     rate_burst: u32,
+    /// Seconds without a sync after which a gateway that has synced before is reported
+    /// offline (gateways sync at least every 30 s).
+    #[arg(
+        long,
+        default_value_t = Liveness::DEFAULT_OFFLINE_AFTER.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    gateway_offline_after: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +181,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
         limits: Limits::DEFAULT,
         rate_per_sec: args.rate_per_sec,
         rate_burst: args.rate_burst,
+        liveness: Liveness::new(Duration::from_secs(args.gateway_offline_after)),
     })
 }
 

@@ -43,12 +43,23 @@ async fn a_token_enrolls_one_gateway_with_a_client_certificate(
     assert!(eku.client_auth && !eku.server_auth);
     assert!(!cert.is_ca());
 
-    // The certificate works on the sync listener: an empty batch is acknowledged. Cursors
-    // open with a lane's first record, not before.
+    // The certificate works on the sync listener: an empty batch is acknowledged and counts
+    // as the gateway's first sync. Cursors open with a lane's first record, not before.
+    assert_eq!(
+        cloud
+            .count("SELECT count(*) FROM gateways WHERE last_sync_at IS NULL")
+            .await,
+        1
+    );
     let ack = gateway.send(&gateway.heartbeat()).await.unwrap();
     assert_eq!(ack.acked_through, Seq::ZERO);
 
-    assert_eq!(cloud.count("SELECT count(*) FROM gateways").await, 1);
+    assert_eq!(
+        cloud
+            .count("SELECT count(*) FROM gateways WHERE last_sync_at IS NOT NULL")
+            .await,
+        1
+    );
     assert_eq!(cloud.count("SELECT count(*) FROM sync_cursors").await, 0);
     assert_eq!(
         cloud

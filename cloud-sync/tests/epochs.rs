@@ -262,6 +262,7 @@ async fn a_wrong_lane_record_and_thinned_alerts_are_refused_and_nothing_is_writt
         "devices",
         "snapshots",
         "sync_cursors",
+        "gateway_events",
     ] {
         let rows: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -270,6 +271,13 @@ async fn a_wrong_lane_record_and_thinned_alerts_are_refused_and_nothing_is_writt
                 .unwrap();
         assert_eq!(rows, 0, "{table}");
     }
+    // Refused before the merge: not even the gateway's liveness was written.
+    assert_eq!(
+        cloud
+            .count("SELECT count(*) FROM gateways WHERE last_sync_at IS NULL")
+            .await,
+        1
+    );
     cloud.stop().await;
 }
 

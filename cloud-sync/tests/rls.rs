@@ -28,6 +28,7 @@ DO $$ DECLARE s text; BEGIN FOREACH s IN ARRAY ARRAY['school-a', 'school-b'] LOO
   INSERT INTO enrollment_tokens (school_id, token_hash, expires_at) VALUES (s, sha256(s::bytea), now());
   INSERT INTO gateways (school_id, gateway_id, cert_serial) VALUES (s, 'gw-1', '01');
   INSERT INTO sync_cursors (school_id, gateway_id, epoch, lane, last_seq) VALUES (s, 'gw-1', 7, 'alert', 2);
+  INSERT INTO gateway_events (school_id, gateway_id, state, last_sync_at) VALUES (s, 'gw-1', 'offline', now());
   INSERT INTO devices VALUES (s, 'btn-1', 'gw-1', 'online', 3000, -50, 0, 1, 7);
   INSERT INTO alerts VALUES (s, gen_random_uuid(), 'gw-1', 'panic', 'high', 'triggered', 'btn-1', '101', 1, 0, 0, 2, 7);
   INSERT INTO alert_events SELECT s, 'gw-1', 2, alert_id, 0, 'triggered', 'triggered', 'high', 'device', 'btn-1', 7 FROM alerts WHERE school_id = s;

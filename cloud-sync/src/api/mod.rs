@@ -18,6 +18,7 @@ use axum::routing::post;
 use shared::sync::Limits;
 use sqlx::PgPool;
 
+use crate::config::Liveness;
 use crate::pki::GatewayCa;
 
 pub use error::ApiError;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Per-gateway request budgets.
     pub rate: Arc<RateLimiter>,
+    /// How often a sync records that the gateway is alive.
+    pub liveness: Liveness,
 }
 
 /// The public listener's routes.

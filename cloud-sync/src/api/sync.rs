@@ -64,7 +64,15 @@ pub(super) async fn sync(
     ingest::check_batch(batch.lane, &batch.records)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
 
-    match ingest::merge(&state.pool, &gateway, &batch, state.limits.max_commands).await? {
+    match ingest::merge(
+        &state.pool,
+        &gateway,
+        &batch,
+        state.limits.max_commands,
+        &state.liveness,
+    )
+    .await?
+    {
         Merged::Acked {
             acked_through,
             new_records,

@@ -6,6 +6,7 @@
 //! - `enroll`: redeeming an enrollment token for a gateway.
 //! - `ingest`: merging a gateway's batch (one lane of one epoch), set-based, in one
 //!   transaction.
+//! - `liveness`: when each gateway last synced; marking silent gateways offline and back.
 //! - `commands`: cloud → gateway commands (requested, delivered, confirmed).
 //! - `audit`: the append-only audit log.
 
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod commands;
 pub mod enroll;
 pub mod ingest;
+pub mod liveness;
 
 use shared::ids::SchoolId;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

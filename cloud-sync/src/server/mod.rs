@@ -5,6 +5,10 @@
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
 //!
+//! Background tasks, on every replica: snapshot partitions for the coming months (daily) and
+//! gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
+//! `db::liveness` makes safe for several replicas at once).
+//!
 //! Shutdown order: stop accepting, let in-flight requests finish (bounded by
 //! [`SHUTDOWN_GRACE`]), then close the pool.
 
@@ -21,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, RateLimiter};
-use crate::config::Config;
+use crate::config::{Config, Liveness};
 use crate::db;
 use crate::pki::GatewayCa;
 
@@ -63,6 +67,7 @@ impl Server {
             ca: Arc::new(ca),
             limits: config.limits,
             rate: Arc::new(RateLimiter::new(config.rate_per_sec, config.rate_burst)),
+            liveness: config.liveness,
         };
         Ok(Self {
             state,
@@ -108,6 +113,11 @@ impl Server {
             tracker.clone(),
         ));
         tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
+        tracker.spawn(liveness_watch(
+            self.state.pool.clone(),
+            self.state.liveness,
+            cancel.clone(),
+        ));
 
         shutdown.await;
         tracing::info!("shutting down");
@@ -135,6 +145,27 @@ async fn partition_upkeep(pool: sqlx::PgPool, cancel: CancellationToken) {
         if let Err(err) = db::admin::ensure_snapshot_partitions(&pool, PARTITION_MONTHS_AHEAD).await
         {
             tracing::error!(error = %err, "cannot create snapshot partitions");
+        }
+    }
+}
+
+/// Marks gateways that fell silent offline, every `check_every`.
+async fn liveness_watch(pool: sqlx::PgPool, liveness: Liveness, cancel: CancellationToken) {
+    // A zero period would make `interval` panic.
+    let mut every = tokio::time::interval(liveness.check_every.max(Duration::from_millis(10)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match db::liveness::mark_silent(&pool, &liveness).await {
+            Ok(marked) => {
+                for (school, gateway) in marked {
+                    tracing::warn!(%school, %gateway, "gateway offline: no sync for {:?}", liveness.offline_after);
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "cannot check gateway liveness"),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cloud_sync::{Config, Server, db};
+use cloud_sync::{Config, Liveness, Server, db};
 use shared::sync::Limits;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -52,6 +52,7 @@ pub(crate) struct Options {
     pub(crate) limits: Limits,
     pub(crate) rate_per_sec: f64,
     pub(crate) rate_burst: u32,
+    pub(crate) liveness: Liveness,
 }
 
 impl Default for Options {
@@ -60,6 +61,7 @@ impl Default for Options {
             limits: Limits::DEFAULT,
             rate_per_sec: 1000.0,
             rate_burst: 1000,
+            liveness: Liveness::default(),
         }
     }
 }
@@ -93,6 +95,7 @@ impl TestCloud {
             limits: options.limits,
             rate_per_sec: options.rate_per_sec,
             rate_burst: options.rate_burst,
+            liveness: options.liveness,
         };
         let server = Server::bind(config).await.expect("bind the cloud");
         let public = server.public_addr().expect("addr");

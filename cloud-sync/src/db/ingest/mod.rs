@@ -15,6 +15,10 @@
 //! which it does not create, since the first record decides where the cursor opens) and
 //! collects the pending commands.
 //!
+//! Every batch that reaches the merge, heartbeat, replay or gap, is also proof that the
+//! gateway is alive: the transaction ends by telling `db::liveness`, which writes only when
+//! the gateway was offline or its `last_sync_at` is due.
+//!
 //! - `columns`: records → one array per column, for `UNNEST`, and the dropped counts.
 //! - `statements`: the merge statements, one per kind, and the cursor's.
 
@@ -26,7 +30,9 @@ use shared::sync::{Command, DropReason, Dropped, Lane, Record, RecordBody, SyncB
 use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
 
+use super::liveness::{self, LastSeen};
 use super::{DbError, Scope, begin, commands};
+use crate::config::Liveness;
 use crate::pki::GatewayIdentity;
 use columns::Columns;
 use statements::Source;
@@ -199,12 +205,14 @@ pub fn new_records(records: &[Record], last: Seq) -> Result<&[Record], Seq> {
     }
 }
 
-/// Merges a batch already checked with [`check_batch`] and against the identity.
+/// Merges a batch already checked with [`check_batch`] and against the identity, and records
+/// that the gateway was heard from.
 pub async fn merge(
     pool: &PgPool,
     gateway: &GatewayIdentity,
     batch: &SyncBatch,
     max_commands: usize,
+    liveness: &Liveness,
 ) -> Result<Merged, DbError> {
     let mut tx = begin(pool, Scope::School(&gateway.school_id)).await?;
     let source = Source {
@@ -214,9 +222,10 @@ pub async fn merge(
         lane: batch.lane,
     };
     let Some(first) = batch.records.first() else {
-        let Some(last) = peek_cursor(&mut tx, &source).await? else {
+        let Some((last, seen)) = peek_cursor(&mut tx, &source, liveness).await? else {
             return Ok(Merged::NotEnrolled);
         };
+        liveness::heard_from(&mut tx, gateway, seen, liveness).await?;
         let commands = commands::deliver_pending(&mut tx, gateway, max_commands).await?;
         tx.commit().await?;
         return Ok(Merged::Acked {
@@ -227,12 +236,17 @@ pub async fn merge(
     };
     // Opened just before the first record, if this epoch and lane are new.
     let open_at = Seq::new(first.seq.get().saturating_sub(1));
-    let Some(last) = lock_cursor(&mut tx, &source, open_at).await? else {
+    let Some((last, seen)) = lock_cursor(&mut tx, &source, open_at, liveness).await? else {
         return Ok(Merged::NotEnrolled);
     };
     let fresh = match new_records(&batch.records, last) {
         Ok(fresh) => fresh,
-        Err(expected) => return Ok(Merged::Gap { expected }),
+        Err(expected) => {
+            // A gateway out of step is still alive.
+            liveness::heard_from(&mut tx, gateway, seen, liveness).await?;
+            tx.commit().await?;
+            return Ok(Merged::Gap { expected });
+        }
     };
 
     let acked_through = match fresh.last() {
@@ -247,6 +261,7 @@ pub async fn merge(
         }
         None => last,
     };
+    liveness::heard_from(&mut tx, gateway, seen, liveness).await?;
     let commands = commands::deliver_pending(&mut tx, gateway, max_commands).await?;
     tx.commit().await?;
     Ok(Merged::Acked {
@@ -256,19 +271,22 @@ pub async fn merge(
     })
 }
 
-/// A cursor row as read with its gateway: `(last_seq, revoked)`.
-type CursorRow = (i64, bool);
+/// A cursor row as read with its gateway: `(last_seq, revoked, offline, liveness due)`.
+type CursorRow = (i64, bool, bool, bool);
 
-/// The cursor of the batch's epoch and lane, locked until the transaction ends; created at
-/// `open_at` if missing. `None` when the gateway is unknown or revoked.
+/// The cursor of the batch's epoch and lane, locked until the transaction ends, and what the
+/// gateway row says of its liveness; created at `open_at` if missing. `None` when the gateway
+/// is unknown or revoked.
 async fn lock_cursor(
     conn: &mut PgConnection,
     source: &Source<'_>,
     open_at: Seq,
-) -> Result<Option<Seq>, sqlx::Error> {
+    liveness: &Liveness,
+) -> Result<Option<(Seq, LastSeen)>, sqlx::Error> {
     let select = || {
         sqlx::query_as::<_, CursorRow>(
-            "SELECT c.last_seq, g.revoked_at IS NOT NULL \
+            "SELECT c.last_seq, g.revoked_at IS NOT NULL, g.offline_since IS NOT NULL, \
+               g.last_sync_at IS NULL OR g.last_sync_at < now() - make_interval(secs => $5) \
              FROM sync_cursors c JOIN gateways g USING (school_id, gateway_id) \
              WHERE c.school_id = $1 AND c.gateway_id = $2 AND c.epoch = $3 AND c.lane = $4 \
              FOR UPDATE OF c",
@@ -277,6 +295,7 @@ async fn lock_cursor(
         .bind(source.gateway)
         .bind(source.epoch)
         .bind(source.lane.as_str())
+        .bind(liveness.record_every.as_secs_f64())
     };
     // The usual case, a cursor that exists, takes one statement. Otherwise insert it (our
     // uncommitted row is locked by being ours), or, if another batch of the same lane
@@ -284,16 +303,21 @@ async fn lock_cursor(
     let mut row = select().fetch_optional(&mut *conn).await?;
     if row.is_none() {
         row = sqlx::query_as::<_, CursorRow>(
-            "INSERT INTO sync_cursors (school_id, gateway_id, epoch, lane, last_seq) \
-             SELECT school_id, gateway_id, $3, $4, $5 FROM gateways \
-             WHERE school_id = $1 AND gateway_id = $2 AND revoked_at IS NULL \
-             ON CONFLICT DO NOTHING RETURNING last_seq, false",
+            "WITH opened AS ( \
+               INSERT INTO sync_cursors (school_id, gateway_id, epoch, lane, last_seq) \
+               SELECT school_id, gateway_id, $3, $4, $5 FROM gateways \
+               WHERE school_id = $1 AND gateway_id = $2 AND revoked_at IS NULL \
+               ON CONFLICT DO NOTHING RETURNING last_seq) \
+             SELECT o.last_seq, false, g.offline_since IS NOT NULL, \
+               g.last_sync_at IS NULL OR g.last_sync_at < now() - make_interval(secs => $6) \
+             FROM opened o, gateways g WHERE g.school_id = $1 AND g.gateway_id = $2",
         )
         .bind(source.school)
         .bind(source.gateway)
         .bind(source.epoch)
         .bind(source.lane.as_str())
         .bind(to_i64(open_at))
+        .bind(liveness.record_every.as_secs_f64())
         .fetch_optional(&mut *conn)
         .await?;
     }
@@ -301,8 +325,8 @@ async fn lock_cursor(
         row = select().fetch_optional(&mut *conn).await?;
     }
     Ok(match row {
-        Some((last, false)) => Some(from_i64(last)),
-        Some((_, true)) | None => None,
+        Some((last, false, offline, due)) => Some((from_i64(last), LastSeen { offline, due })),
+        Some((_, true, ..)) | None => None,
     })
 }
 
@@ -311,10 +335,13 @@ async fn lock_cursor(
 async fn peek_cursor(
     conn: &mut PgConnection,
     source: &Source<'_>,
-) -> Result<Option<Seq>, sqlx::Error> {
-    let row: Option<(Option<i64>,)> = sqlx::query_as(
+    liveness: &Liveness,
+) -> Result<Option<(Seq, LastSeen)>, sqlx::Error> {
+    let row: Option<(Option<i64>, bool, bool)> = sqlx::query_as(
         "SELECT (SELECT c.last_seq FROM sync_cursors c WHERE c.school_id = g.school_id \
-             AND c.gateway_id = g.gateway_id AND c.epoch = $3 AND c.lane = $4) \
+             AND c.gateway_id = g.gateway_id AND c.epoch = $3 AND c.lane = $4), \
+           g.offline_since IS NOT NULL, \
+           g.last_sync_at IS NULL OR g.last_sync_at < now() - make_interval(secs => $5) \
          FROM gateways g \
          WHERE g.school_id = $1 AND g.gateway_id = $2 AND g.revoked_at IS NULL",
     )
@@ -322,9 +349,11 @@ async fn peek_cursor(
     .bind(source.gateway)
     .bind(source.epoch)
     .bind(source.lane.as_str())
+    .bind(liveness.record_every.as_secs_f64())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(last,)| last.map_or(Seq::ZERO, from_i64)))
+    Ok(row
+        .map(|(last, offline, due)| (last.map_or(Seq::ZERO, from_i64), LastSeen { offline, due })))
 }
 
 /// Seqs were checked to fit `bigint` before.

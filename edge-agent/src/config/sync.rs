@@ -58,7 +58,7 @@ impl Default for SyncSettings {
             heartbeat: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(15),
             thin_after: Duration::from_secs(3_600),
             thin_keep_every: Duration::from_secs(300),
             outbox_budget_bytes: 256 * 1024 * 1024,

@@ -7,7 +7,10 @@
 //! - With nothing to send, the alert lane sends an empty batch every `heartbeat`: the cloud's
 //!   liveness, and the way commands reach an idle gateway.
 //! - On failure the lane waits with exponential backoff and jitter and tries the same records
-//!   again; on `429` it waits as long as the cloud says; on `413` it halves its batches.
+//!   again; on `429` it waits as long as the cloud says; on `413` it halves its batches. A
+//!   backoff is cut short when the other lane gets through (the link is back: both go at
+//!   once) and, on the alert lane, when a new alert record is written: an alert never waits
+//!   out a timer set before it existed.
 //! - A batch the cloud cannot read (400) is retried one record at a time; the record refused
 //!   alone is handed to the engine as a dead letter and the lane moves on. Should the cloud
 //!   refuse [`MAX_DEAD_LETTERS_IN_A_ROW`] records alone in a row, the fault is more likely the
@@ -44,6 +47,8 @@ pub(super) struct LaneLoop {
     pub(super) epoch: Epoch,
     pub(super) settings: SyncSettings,
     pub(super) status: Arc<SyncStatus>,
+    /// Raised by a lane whose request succeeds after failures.
+    pub(super) recovered: Arc<tokio::sync::Notify>,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -51,8 +56,10 @@ pub(super) struct LaneLoop {
 enum Next {
     /// Go on at once.
     Continue,
-    /// Wait this long first.
+    /// Back off this long first (cut short if the link comes back or an alert is written).
     Wait(Duration),
+    /// Wait this long, as the cloud asked.
+    Hold(Duration),
 }
 
 impl LaneLoop {
@@ -65,6 +72,7 @@ impl LaneLoop {
         // The first heartbeat goes at once, so the cloud knows the gateway is back.
         let mut next_heartbeat = Instant::now();
         let mut waited_for_more = false;
+        let mut failing = false;
         loop {
             if self.shutdown.is_cancelled() {
                 break;
@@ -74,7 +82,10 @@ impl LaneLoop {
                 Ok(pending) => pending,
                 Err(e) => {
                     tracing::error!(lane = %self.lane, error = %e, "cannot read the outbox");
-                    if self.pause(backoff_step(&mut backoff, &self.settings)).await {
+                    if self
+                        .back_off(backoff_step(&mut backoff, &self.settings))
+                        .await
+                    {
                         break;
                     }
                     continue;
@@ -113,8 +124,14 @@ impl LaneLoop {
             };
             let outcome = self.send(&batch).await;
             let records = batch.records;
+            // After an answer the next heartbeat is a period away; after a failure it is due
+            // as soon as the backoff allows, so a returning link is noticed at the backoff's
+            // pace.
             if self.lane == Lane::Alert {
-                next_heartbeat = Instant::now() + self.settings.heartbeat;
+                next_heartbeat = match outcome {
+                    Outcome::Acked(_) => Instant::now() + self.settings.heartbeat,
+                    _ => Instant::now(),
+                };
             }
             let next = match outcome {
                 Outcome::Acked(ack) => {
@@ -139,6 +156,10 @@ impl LaneLoop {
                         {
                             Ok(()) => {
                                 self.status.succeeded(UnixMillis::now());
+                                if std::mem::take(&mut failing) {
+                                    tracing::info!(lane = %self.lane, "the cloud answers again");
+                                    self.recovered.notify_waiters();
+                                }
                                 backoff = self.backoff();
                                 one_at_a_time = false;
                                 dead_in_a_row = 0;
@@ -189,7 +210,7 @@ impl LaneLoop {
                         Next::Continue
                     }
                 }
-                Outcome::TooFast { retry_after } => Next::Wait(retry_after),
+                Outcome::TooFast { retry_after } => Next::Hold(retry_after),
                 Outcome::Gap { expected } => {
                     let first = records.first().map_or(0, |r| r.seq.get());
                     let message = format!(
@@ -216,18 +237,26 @@ impl LaneLoop {
                     Next::Wait(backoff_step(&mut backoff, &self.settings))
                 }
             };
-            if let Next::Wait(wait) = next
-                && self.pause(wait).await
-            {
+            let stopping = match next {
+                Next::Continue => false,
+                Next::Wait(wait) => {
+                    failing = true;
+                    self.back_off(wait).await
+                }
+                Next::Hold(wait) => self.pause(wait).await,
+            };
+            if stopping {
                 break;
             }
         }
     }
 
+    /// Exponential from `backoff_min`, each wait drawn from `[d, 2d)`, so capping `d` at half
+    /// of `backoff_max` keeps every wait within it.
     fn backoff(&self) -> backon::ExponentialBackoff {
         ExponentialBuilder::default()
             .with_min_delay(self.settings.backoff_min)
-            .with_max_delay(self.settings.backoff_max)
+            .with_max_delay((self.settings.backoff_max / 2).max(self.settings.backoff_min))
             .with_factor(2.0)
             .with_jitter()
             .without_max_times()
@@ -286,6 +315,24 @@ impl LaneLoop {
         }
     }
 
+    /// Backs off for `wait`, or less if the other lane gets through or (on the alert lane) an
+    /// alert record is written; `true` if the agent is stopping.
+    async fn back_off(&self, wait: Duration) -> bool {
+        let new_alert = async {
+            if self.lane == Lane::Alert {
+                self.signals.lane(Lane::Alert).notified().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => true,
+            () = tokio::time::sleep(wait) => false,
+            () = self.recovered.notified() => false,
+            () = new_alert => false,
+        }
+    }
+
     /// Sleeps `wait`; `true` if the agent is stopping.
     async fn pause(&self, wait: Duration) -> bool {
         tokio::select! {
@@ -296,5 +343,8 @@ impl LaneLoop {
 }
 
 fn backoff_step(backoff: &mut backon::ExponentialBackoff, settings: &SyncSettings) -> Duration {
-    backoff.next().unwrap_or(settings.backoff_max)
+    backoff
+        .next()
+        .unwrap_or(settings.backoff_max)
+        .min(settings.backoff_max)
 }

@@ -74,6 +74,7 @@ impl SyncLoop {
         let status = Arc::new(SyncStatus::new(LinkState::Connecting, Some(epoch)));
         let shutdown = CancellationToken::new();
         let db_path = Arc::new(data_dir.join(DB_FILE));
+        let recovered = Arc::new(tokio::sync::Notify::new());
         let tasks = Lane::ALL
             .iter()
             .map(|&lane| {
@@ -88,6 +89,7 @@ impl SyncLoop {
                     epoch,
                     settings: config.sync,
                     status: Arc::clone(&status),
+                    recovered: Arc::clone(&recovered),
                     shutdown: shutdown.clone(),
                 };
                 tokio::spawn(lane_loop.run())

@@ -67,6 +67,24 @@ const SCENARIOS: &[Scenario] = &[
         postgres: false,
     },
     Scenario {
+        name: "sync",
+        about: "edge → cloud sync: a 24 h outage's backlog drained, bytes vs JSON, press → Postgres",
+        programs: &[
+            // The benchmark starts the cloud from the release build beside it.
+            &[
+                "build",
+                "--release",
+                "-p",
+                "cloud-sync",
+                "--bin",
+                "cloud-sync",
+            ],
+            &["bench", "-p", "edge-agent", "--bench", "sync"],
+        ],
+        tools: &[],
+        postgres: true,
+    },
+    Scenario {
         name: "ingest",
         about: "cloud sync ingest: 100 gateways × 1,000-record batches over mTLS into Postgres",
         programs: &[&["bench", "-p", "cloud-sync", "--bench", "ingest"]],

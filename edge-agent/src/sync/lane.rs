@@ -2,8 +2,8 @@
 //! repeat. One request in flight per lane, so a lane's records reach the cloud in order; the
 //! two lanes run side by side, so a telemetry backlog never delays an alert.
 //!
-//! - Alert records are sent as soon as the engine signals them. Telemetry waits up to
-//!   `batch_wait` to fill a batch, unless a full batch is already waiting.
+//! - Alert records are sent as soon as the engine signals them. Telemetry is sent once a full
+//!   batch is waiting or its oldest record has waited `batch_wait`.
 //! - With nothing to send, the alert lane sends an empty batch every `heartbeat`: the cloud's
 //!   liveness, and the way commands reach an idle gateway.
 //! - On failure the lane waits with exponential backoff and jitter and tries the same records
@@ -103,14 +103,23 @@ impl LaneLoop {
                     continue;
                 }
             };
-            // Telemetry fills its batch for a moment; alerts never wait.
+            // Telemetry fills its batch until its oldest record has waited `batch_wait`; a
+            // backlog's records have waited long enough already. Alerts never wait.
             let short = records.len() < usize::try_from(max).unwrap_or(usize::MAX);
             if self.lane == Lane::Telemetry && short && !waited_for_more && !one_at_a_time {
-                waited_for_more = true;
-                if self.pause(self.settings.batch_wait).await {
-                    break;
+                let waited = records.first().map_or(Duration::ZERO, |r| {
+                    let ms = UnixMillis::now().get().saturating_sub(r.at.get());
+                    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                });
+                if let Some(rest) = self.settings.batch_wait.checked_sub(waited)
+                    && !rest.is_zero()
+                {
+                    waited_for_more = true;
+                    if self.pause(rest).await {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
             }
             waited_for_more = false;
 

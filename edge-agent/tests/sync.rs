@@ -136,8 +136,14 @@ async fn a_press_reaches_postgres_and_a_cloud_acknowledge_reaches_the_button(
     assert!(exit.success());
     // ...and with the agent stopped, reads the outbox and says the link is unknown.
     let text = common::ok(&["status", "--data-dir", common::s(&gw.data)]);
-    assert!(text.contains("Agent:          not answering"), "{text}");
-    assert!(text.contains("Cloud link:     unknown"), "{text}");
+    assert!(
+        text.contains("Agent:          not running (nothing answers on"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Cloud link:     unknown (the agent is not running)"),
+        "{text}"
+    );
     assert!(text.contains("Dead letters:   0"), "{text}");
     cloud.stop().await;
 }

@@ -231,19 +231,22 @@ fn check_common_name(leaf: &CertificateDer<'_>, gateway: &GatewayId) -> Result<(
     }
 }
 
-/// reqwest's message repeats the URL; what went wrong is in its causes.
+/// reqwest's own message repeats the URL; what went wrong is in its causes.
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "no answer in time".to_owned();
     }
-    let mut text = e.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        causes.push(cause.to_string());
         source = cause.source();
     }
-    text
+    if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    }
 }
 
 async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {

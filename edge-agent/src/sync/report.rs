@@ -87,12 +87,16 @@ async fn ask_agent(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<SyncView
         .timeout(ASK_TIMEOUT)
         .no_proxy()
         .build()?;
-    let response = client
+    let response = match client
         .get(format!("http://{addr}/api/v1/sync"))
         .bearer_auth(token.trim())
         .send()
         .await
-        .with_context(|| format!("no agent answers on {addr}"))?;
+    {
+        Ok(response) => response,
+        Err(e) if e.is_connect() => anyhow::bail!("nothing answers on {addr}"),
+        Err(e) => anyhow::bail!("the agent on {addr} did not answer: {e}"),
+    };
     anyhow::ensure!(
         response.status().is_success(),
         "the agent on {addr} answered {}",
@@ -112,13 +116,13 @@ pub fn render(status: &LocalStatus, now: UnixMillis) -> String {
         StatusSource::Agent(addr) => line("Agent:", format!("running (local API on {addr})")),
         StatusSource::Database { why } => line(
             "Agent:",
-            format!("not answering ({why}); figures read from the database"),
+            format!("not running ({why}); the figures below are the database's"),
         ),
     }
-    let link = match (v.link.as_str(), v.last_success_at) {
-        ("up", Some(at)) => format!("up, last sync {} ago", ago(at)),
-        (state, Some(at)) => format!("{state}, last sync {} ago", ago(at)),
-        (state, None) => format!("{state}, no sync since the agent started"),
+    let link = match (&status.source, v.link.as_str(), v.last_success_at) {
+        (StatusSource::Database { .. }, state, _) => format!("{state} (the agent is not running)"),
+        (_, state, Some(at)) => format!("{state}, last sync {} ago", ago(at)),
+        (_, state, None) => format!("{state}, no sync since the agent started"),
     };
     line("Cloud link:", link);
     if let Some(error) = &v.last_error {
@@ -131,11 +135,12 @@ pub fn render(status: &LocalStatus, now: UnixMillis) -> String {
         let waiting = match (lane.backlog, lane.oldest_at) {
             (0, _) => "nothing waiting".to_owned(),
             (n, Some(at)) => format!(
-                "{n} records waiting ({} KiB), oldest from {} ago",
-                lane.backlog_bytes.div_ceil(1024),
+                "{} waiting ({}), oldest from {} ago",
+                records(n),
+                size(lane.backlog_bytes),
                 ago(at)
             ),
-            (n, None) => format!("{n} records waiting"),
+            (n, None) => format!("{} waiting", records(n)),
         };
         line(&format!("{} lane:", capitalised(&lane.lane)), waiting);
     }
@@ -150,6 +155,23 @@ pub fn render(status: &LocalStatus, now: UnixMillis) -> String {
         );
     }
     out
+}
+
+fn records(n: u64) -> String {
+    if n == 1 {
+        "1 record".to_owned()
+    } else {
+        format!("{n} records")
+    }
+}
+
+/// `512 B`, `3 KiB`, `12 MiB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_024 => format!("{bytes} B"),
+        1_024..1_048_576 => format!("{} KiB", bytes.div_ceil(1_024)),
+        _ => format!("{} MiB", bytes.div_ceil(1_048_576)),
+    }
 }
 
 fn capitalised(word: &str) -> String {

@@ -147,3 +147,71 @@ async fn a_press_reaches_postgres_and_a_cloud_acknowledge_reaches_the_button(
     assert!(text.contains("Dead letters:   0"), "{text}");
     cloud.stop().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_damaged_outbox_record_is_set_aside_and_the_lane_moves_on(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    let (gw, _) = enrolled(&cloud).await;
+    // Three snapshots from an earlier run, the middle one damaged on disk.
+    let db = gw.data.join("edge.db");
+    {
+        let mut store = edge_agent::store::Store::open(&db).unwrap();
+        store.start_epoch(shared::UnixMillis::now()).unwrap();
+        let tx = store.batch().unwrap();
+        for i in 0..3 {
+            let at = shared::UnixMillis::new(shared::UnixMillis::now().get() - 10_000 + i);
+            let counts = shared::SnapshotCounts {
+                students_total: 10,
+                students_present: 9,
+                teachers_present: 1,
+                active_alerts: 0,
+                devices_online: 1,
+                devices_offline: 0,
+            };
+            let body = shared::sync::RecordBody::Snapshot(shared::SchoolSnapshot::new(
+                SCHOOL.parse().unwrap(),
+                at,
+                counts,
+            ));
+            tx.append_outbox(at, &body).unwrap();
+        }
+        tx.commit().unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let damaged = conn
+            .execute(
+                "UPDATE outbox SET body = x'ff00' WHERE lane = 'telemetry' AND seq = 2",
+                [],
+            )
+            .unwrap();
+        assert_eq!(damaged, 1);
+    }
+
+    let mut agent = gw.run_agent("").await;
+    // The cloud has the two readable ones and counts the third as a dead letter.
+    let rows: Vec<(i64, i64, i64)> = cloud
+        .wait_for(
+            "SELECT c.last_seq, c.dropped_dead_lettered, \
+               (SELECT count(*) FROM snapshots s WHERE s.epoch = c.epoch) \
+             FROM sync_cursors c WHERE c.lane = 'telemetry' ORDER BY c.opened_at LIMIT 1",
+            WAIT,
+            |rows: &[(i64, i64, i64)]| rows.first().is_some_and(|r| r.0 >= 3),
+        )
+        .await;
+    assert_eq!(rows, [(3, 1, 2)], "{}", agent.log());
+    let (_, status) = agent.get("/api/v1/sync").await;
+    assert_eq!(status["dead_letters"], 1, "{status}");
+    let (_, exit) = agent.terminate();
+    assert!(exit.success());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (seq, reason): (i64, String) = conn
+        .query_row("SELECT seq, reason FROM dead_letters", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(seq, 2);
+    assert!(reason.contains("unreadable on the gateway"), "{reason}");
+    cloud.stop().await;
+}

@@ -638,8 +638,12 @@ impl State {
             self.next_housekeeping = now.saturating_add(HOUSEKEEPING_EVERY);
         }
         if now >= self.next_outbox_upkeep {
-            if let Some(event) = cloud::outbox_upkeep(tx, &self.sync, now)? {
-                effects.stored.push(event);
+            // A failure here (a damaged row, say) is logged and undone; it must not cost
+            // the batch its presses.
+            match tx.attempt(|tx| cloud::outbox_upkeep(tx, &self.sync, now))? {
+                Ok(Some(event)) => effects.stored.push(event),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "outbox upkeep failed; will try again"),
             }
             self.next_outbox_upkeep = now.saturating_add(OUTBOX_UPKEEP_EVERY);
         }

@@ -70,6 +70,12 @@ pub enum StoreError {
     IntegrationAlreadyRevoked(IntegrationId),
     #[error("an outbox record was written before the agent started an epoch")]
     NoEpoch,
+    #[error("the {lane} outbox record at seq {seq} is unreadable: {reason}")]
+    UnreadableRecord {
+        lane: shared::sync::Lane,
+        seq: shared::ids::Seq,
+        reason: String,
+    },
 }
 
 /// How long a connection waits for another's write lock (a CLI command writing while the
@@ -208,6 +214,27 @@ impl Batch<'_> {
     pub fn commit(self) -> Result<(), StoreError> {
         self.tx.commit()?;
         Ok(())
+    }
+
+    /// Runs `work` inside a savepoint: kept if it succeeds, undone if it fails, and either way
+    /// the batch goes on. For upkeep that must never cost the batch the inputs it carries.
+    /// The outer error is the database failing to set or clear the savepoint.
+    pub fn attempt<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, StoreError>,
+    ) -> Result<Result<T, StoreError>, StoreError> {
+        self.tx.execute_batch("SAVEPOINT attempt")?;
+        match work(self) {
+            Ok(value) => {
+                self.tx.execute_batch("RELEASE attempt")?;
+                Ok(Ok(value))
+            }
+            Err(e) => {
+                self.tx
+                    .execute_batch("ROLLBACK TO attempt; RELEASE attempt")?;
+                Ok(Err(e))
+            }
+        }
     }
 }
 

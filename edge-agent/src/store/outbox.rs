@@ -35,9 +35,10 @@ fn encode(body: &RecordBody) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode(lane: Lane, seq: i64, bytes: &[u8]) -> Result<RecordBody, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::BadValue {
-        what: "outbox record",
-        value: format!("{lane} seq {seq}: {e}"),
+    postcard::from_bytes(bytes).map_err(|e| StoreError::UnreadableRecord {
+        lane,
+        seq: seq_from(seq),
+        reason: e.to_string(),
     })
 }
 
@@ -222,7 +223,11 @@ impl Batch<'_> {
 
     /// Moves the record at `seq` of `lane` to the dead-letter table with `reason`, leaving a
     /// `Dropped` record in its place so the lane moves on. `false` if there is no such record
-    /// (already acknowledged, or already a dropped run).
+    /// (already acknowledged) or it is a dead letter's place-holder already.
+    ///
+    /// The place-holder spans up to the next record of the lane (or the lane's head): rows are
+    /// contiguous, so that is exactly what the row stood for, even when the row is damaged
+    /// and cannot say so itself.
     pub fn dead_letter(
         &self,
         lane: Lane,
@@ -230,17 +235,33 @@ impl Batch<'_> {
         reason: &str,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
+        let placeholder = RecordBody::Dropped(Dropped {
+            through: seq,
+            reason: DropReason::DeadLettered,
+        });
         let moved = self.tx.execute(
             "INSERT INTO dead_letters (lane, seq, epoch, at, kind, body, reason, dead_at) \
              SELECT lane, seq, epoch, at, kind, body, ?3, ?4 FROM outbox \
-             WHERE lane = ?1 AND seq = ?2 AND kind <> 'dropped'",
-            (lane.as_str(), seq_to(seq), reason, now.get()),
+             WHERE lane = ?1 AND seq = ?2 AND NOT (kind = 'dropped' AND body = ?5)",
+            (
+                lane.as_str(),
+                seq_to(seq),
+                reason,
+                now.get(),
+                encode(&placeholder)?,
+            ),
         )?;
         if moved == 0 {
             return Ok(false);
         }
+        let through: i64 = self.tx.query_row(
+            "SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE lane = ?1 AND seq > ?2), \
+                             (SELECT head FROM outbox_lanes WHERE lane = ?1))",
+            (lane.as_str(), seq_to(seq)),
+            |r| r.get(0),
+        )?;
         let dropped = RecordBody::Dropped(Dropped {
-            through: seq,
+            through: seq_from(through),
             reason: DropReason::DeadLettered,
         });
         self.tx.execute(
@@ -744,5 +765,63 @@ mod tests {
                 (3, "s".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn a_damaged_row_is_read_as_an_error_naming_it_and_its_place_holder_spans_its_run() {
+        let (_dir, mut store) = store();
+        let tx = store.batch().unwrap();
+        for minute in 0..8 {
+            let (at, body) = snapshot(minute);
+            tx.append_outbox(at, &body).unwrap();
+        }
+        // 2..=5 thinned into one run, then that row and the lane's last row damaged.
+        tx.thin(
+            Lane::Telemetry,
+            UnixMillis::new(i64::MAX),
+            DropReason::Thinned,
+            |row| !(2..=5).contains(&row.seq.get()),
+        )
+        .unwrap();
+        tx.tx
+            .execute(
+                "UPDATE outbox SET body = x'ff' WHERE seq IN (2, 8) AND lane = 'telemetry'",
+                [],
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        let reader = Reader::open(&_dir.path().join("edge.db")).unwrap();
+        match reader.outbox_batch(Lane::Telemetry, 100, usize::MAX) {
+            Err(StoreError::UnreadableRecord { seq, .. }) => assert_eq!(seq, Seq::new(2)),
+            other => panic!("expected the damaged row to be named: {other:?}"),
+        }
+        let tx = store.batch().unwrap();
+        for seq in [2, 8] {
+            assert!(
+                tx.dead_letter(
+                    Lane::Telemetry,
+                    Seq::new(seq),
+                    "damaged",
+                    UnixMillis::new(1)
+                )
+                .unwrap()
+            );
+        }
+        tx.commit().unwrap();
+        assert_eq!(
+            lane(&store),
+            [
+                (1, "s".to_owned()),
+                (2, "d..5".to_owned()),
+                (6, "s".to_owned()),
+                (7, "s".to_owned()),
+                (8, "d..8".to_owned()),
+            ]
+        );
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
     }
 }

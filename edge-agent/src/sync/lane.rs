@@ -80,6 +80,22 @@ impl LaneLoop {
             let max = if one_at_a_time { 1 } else { limit };
             let pending = match self.read(&mut reader, max).await {
                 Ok(pending) => pending,
+                // A record the gateway itself cannot read (a damaged row) would hold the lane
+                // for ever: it is set aside like one the cloud refused.
+                Err(StoreError::UnreadableRecord { seq, reason, .. }) => {
+                    let why = format!("unreadable on the gateway: {reason}");
+                    tracing::error!(lane = %self.lane, %seq, %why, "setting an outbox record aside");
+                    if let Err(e) = self.engine.dead_letter(self.lane, seq, why).await {
+                        tracing::error!(lane = %self.lane, error = %e, "cannot set a record aside");
+                        if self
+                            .back_off(backoff_step(&mut backoff, &self.settings))
+                            .await
+                        {
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(lane = %self.lane, error = %e, "cannot read the outbox");
                     if self

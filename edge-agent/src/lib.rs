@@ -33,6 +33,7 @@
 mod agent;
 pub mod api;
 pub mod broker;
+mod cloud_http;
 pub mod config;
 pub mod engine;
 pub mod enroll;

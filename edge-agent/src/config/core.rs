@@ -7,7 +7,7 @@ use std::time::Duration;
 use firmware_protocol::Label;
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, within};
 use crate::health::HealthPolicy;
 use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
 use crate::store::RoomRow;
@@ -67,20 +67,6 @@ impl Default for HealthSettings {
 
 fn invalid(field: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { field, reason }
-}
-
-fn within(
-    field: &'static str,
-    value: Option<u64>,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) if (min..=max).contains(&v) => Ok(v),
-        Some(v) => Err(invalid(field, format!("{v} is outside {min}..={max}"))),
-    }
 }
 
 impl RawHealth {

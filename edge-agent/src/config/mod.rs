@@ -373,6 +373,24 @@ impl RawConfig {
     }
 }
 
+/// `value`, or `default` when absent; refused with the field's name outside `min..=max`.
+fn within(
+    field: &'static str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(ConfigError::Invalid {
+            field,
+            reason: format!("{v} is outside {min}..={max}"),
+        }),
+    }
+}
+
 impl RawGate {
     fn validate(self) -> Result<GateLimits, ConfigError> {
         let defaults = GateLimits::default();

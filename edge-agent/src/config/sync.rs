@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, within};
 
 /// `[sync]` as written; every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,23 +63,6 @@ impl Default for SyncSettings {
             thin_keep_every: Duration::from_secs(300),
             outbox_budget_bytes: 256 * 1024 * 1024,
         }
-    }
-}
-
-fn within(
-    field: &'static str,
-    value: Option<u64>,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) if (min..=max).contains(&v) => Ok(v),
-        Some(v) => Err(ConfigError::Invalid {
-            field,
-            reason: format!("{v} is outside {min}..={max}"),
-        }),
     }
 }
 

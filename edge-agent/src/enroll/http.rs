@@ -10,6 +10,7 @@ use serde::Deserialize;
 use shared::enroll::{ENROLL_PATH, EnrollRequest, EnrollResponse};
 
 use super::{EnrollError, EnrollToken};
+use crate::cloud_http::{chain, printable, read_bounded};
 use crate::config::CloudUrl;
 
 /// The largest answer read. A success is two certificates (about 1.5 KiB); a refusal a line.
@@ -78,7 +79,7 @@ pub(super) async fn post_enrollment(
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = read_bounded(response)
+    let bytes = read_bounded(response, MAX_ANSWER_BYTES)
         .await
         .map_err(|reason| EnrollError::BadAnswer { reason })?;
 
@@ -107,56 +108,5 @@ pub(super) async fn post_enrollment(
             status,
             message,
         }),
-    }
-}
-
-/// The body, refused once it passes [`MAX_ANSWER_BYTES`], announced or not.
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let too_large = || format!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading it failed: {}", chain(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// An error with its causes, which is where reqwest says what actually went wrong
-/// ("connection refused", "invalid peer certificate: UnknownIssuer").
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// At most 200 characters of a body that is not the cloud's, for the error message.
-fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.trim().is_empty() {
-        "an empty answer".into()
-    } else {
-        format!("{:?}", text.trim())
     }
 }

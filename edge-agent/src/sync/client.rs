@@ -15,6 +15,7 @@ use shared::ids::{GatewayId, Seq};
 use shared::sync::{Limits, SyncAck, SyncBatch, decode_ack, encode_batch};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::cloud_http::{printable, read_bounded};
 use crate::config::{SyncSettings, SyncUrl};
 use crate::enroll::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
 
@@ -132,7 +133,7 @@ impl SyncClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = match read_bounded(response).await {
+        let bytes = match read_bounded(response, MAX_ANSWER_BYTES).await {
             Ok(bytes) => bytes,
             Err(message) => return Outcome::Failed { message },
         };
@@ -247,27 +248,4 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         causes.join(": ")
     }
-}
-
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let too_large = || format!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-/// At most 200 characters of an answer, for a log line.
-fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).chars().take(200).collect()
 }

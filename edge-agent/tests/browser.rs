@@ -245,6 +245,16 @@ async fn the_dashboard_shows_a_press_and_its_acknowledge_reaches_the_button() {
             .await,
         0
     );
+    // This gateway is not enrolled: the header says it works on its own.
+    browser
+        .wait_for("!document.getElementById('cloud-link').hidden")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('cloud-link').textContent")
+            .await,
+        "Not connected to a cloud (this gateway works on its own)"
+    );
 
     button.press(PressPattern::LongHold, 1).await;
     let ack = button.press_ack(Duration::from_secs(5)).await.unwrap();

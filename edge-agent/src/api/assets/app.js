@@ -41,6 +41,7 @@
   const ui = {
     schoolName: $('school-name'),
     connection: $('connection'),
+    cloudLink: $('cloud-link'),
     silence: $('silence'),
     signOut: $('sign-out'),
     announcer: $('announcer'),
@@ -123,6 +124,7 @@
     setConnection('connecting');
     refreshAll(mine);
     runStream(mine);
+    refreshCloudLink(mine);
     render();
   }
 
@@ -139,6 +141,7 @@
     snapshot = null;
     devicesLoaded = false;
     setConnection('signed-out');
+    ui.cloudLink.hidden = true;
     ui.dashboard.hidden = true;
     ui.signOut.hidden = true;
     ui.signin.hidden = false;
@@ -230,6 +233,39 @@
       : '';
     ui.problem.hidden = problems.length === 0;
     render();
+  }
+
+  // The link to the cloud, from GET /api/v1/sync, every 15 s while signed in. During an outage
+  // the front office should know the cloud is unreachable and that nothing here depends on it.
+  const CLOUD_LINK_EVERY_MS = 15000;
+  async function refreshCloudLink(mine) {
+    if (mine !== session) return;
+    let text;
+    let state;
+    try {
+      const sync = await api('/sync');
+      const waiting = sync.lanes.reduce((sum, lane) => sum + lane.backlog, 0);
+      state = sync.link;
+      text = {
+        up: 'Cloud: connected',
+        connecting: 'Cloud: connecting…',
+        down: `Cloud unreachable: everything keeps working here${
+          waiting ? `; ${waiting} updates waiting to upload` : ''
+        }`,
+        refused: 'Cloud refuses this gateway: call support (everything keeps working here)',
+        misconfigured: 'Cloud sync is misconfigured: call support (everything keeps working here)',
+        not_enrolled: 'Not connected to a cloud (this gateway works on its own)',
+      }[sync.link] || `Cloud: ${sync.link}`;
+    } catch (error) {
+      if (error.status === 401) return;
+      state = 'unknown';
+      text = 'Cloud link: unknown';
+    }
+    if (mine !== session) return;
+    ui.cloudLink.textContent = text;
+    ui.cloudLink.dataset.link = state;
+    ui.cloudLink.hidden = false;
+    setTimeout(() => refreshCloudLink(mine), CLOUD_LINK_EVERY_MS);
   }
 
   function replaceAll(map, kind, items, mark, put) {

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use shared::UnixMillis;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -46,9 +45,7 @@ impl Agent {
     pub async fn start(config: &Config, data_dir: &Path) -> anyhow::Result<Agent> {
         let token = ensure_operator_token(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
-        let mut store = Store::open(&db_path)?;
-        // Every start writes under a new epoch (see `shared::ids::Epoch`).
-        let epoch = store.start_epoch(UnixMillis::now())?;
+        let store = Store::open(&db_path)?;
         let listener = api::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http_listen))?;
@@ -65,7 +62,7 @@ impl Agent {
             gateway.downlinks.clone(),
             engine_shutdown.clone(),
         )?;
-        let sync = SyncLoop::start(config, data_dir, &engine.handle, epoch);
+        let sync = SyncLoop::start(config, data_dir, &engine.handle);
         let api_shutdown = CancellationToken::new();
         let state = ApiState::new(
             engine.handle.clone(),

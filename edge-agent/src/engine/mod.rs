@@ -115,6 +115,7 @@ pub struct EngineHandle {
     sync: mpsc::Sender<SyncInput>,
     events: broadcast::Sender<StoredEvent>,
     outbox: Arc<OutboxSignals>,
+    epoch: shared::ids::Epoch,
 }
 
 /// Woken after every commit that appended to a lane of the outbox, so the sync loop sends at
@@ -163,6 +164,11 @@ impl EngineHandle {
     pub fn outbox_signals(&self) -> Arc<OutboxSignals> {
         Arc::clone(&self.outbox)
     }
+
+    /// The epoch this run's outbox records are written under.
+    pub fn epoch(&self) -> shared::ids::Epoch {
+        self.epoch
+    }
 }
 
 /// A running engine: its handle and its thread.
@@ -174,8 +180,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine on its own thread. It stops when `shutdown` is cancelled (after
-    /// committing what it has taken in) or when the uplink channel closes.
+    /// Starts the engine on its own thread, under a new epoch (see `shared::ids::Epoch`: every
+    /// run of the engine writes its outbox records under one of its own). It stops when
+    /// `shutdown` is cancelled (after committing what it has taken in) or when the uplink
+    /// channel closes.
     pub fn start(
         mut store: Store,
         config: &Config,
@@ -187,6 +195,7 @@ impl Engine {
         let (sync_tx, sync) = mpsc::channel(SYNC_BUFFER);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let outbox = Arc::new(OutboxSignals::default());
+        let epoch = store.start_epoch(UnixMillis::now())?;
         // The configured rooms, so profiles carry their building and floor.
         let tx = store.batch()?;
         tx.replace_rooms(&config.rooms)?;
@@ -216,6 +225,7 @@ impl Engine {
                 sync: sync_tx,
                 events,
                 outbox,
+                epoch,
             },
             thread,
         })

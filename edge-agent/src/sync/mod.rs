@@ -24,7 +24,6 @@ mod status;
 use std::path::Path;
 use std::sync::Arc;
 
-use shared::ids::Epoch;
 use shared::sync::Lane;
 use tokio_util::sync::CancellationToken;
 
@@ -52,8 +51,8 @@ impl SyncLoop {
         config: &Config,
         data_dir: &Path,
         engine: &EngineHandle,
-        epoch: Epoch,
     ) -> SyncLoop {
+        let epoch = engine.epoch();
         let idle = |state, reason| SyncLoop {
             status: Arc::new(SyncStatus::fixed(state, Some(epoch), reason)),
             tasks: Vec::new(),

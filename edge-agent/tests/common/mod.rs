@@ -21,7 +21,9 @@ pub(crate) mod agent;
 pub(crate) mod browser;
 pub(crate) mod button;
 pub(crate) mod cloud;
+pub(crate) mod delivery;
 pub(crate) mod device;
+pub(crate) mod fleet;
 pub(crate) mod net;
 
 pub(crate) const SCHOOL: &str = "lincoln-high";

@@ -1,0 +1,101 @@
+//! The sync loop under faults (issue #6, item 7), against the real cloud (`cloud-sync serve`
+//! on Postgres) and the real agent: a network that drops, black-holes, cuts answers off,
+//! lags and resets; an agent killed with `kill -9` twenty times; a cloud killed and a
+//! Postgres restarted mid-sync; a gateway restored from an old backup.
+//!
+//! Every test ends with the same check, `settled` (tests/common/delivery.rs): for each lane
+//! the cloud's cursors cover exactly 1..=the gateway's head across its epochs with nothing
+//! dropped, the cloud's alert events are exactly the gateway's local log in order, the
+//! snapshots are as many, and the gateway's outbox is empty. Each test prints its figures.
+//!
+//! - `restore`: a data directory restored from an old backup, and what the epoch does.
+
+// Helpers here are not `#[test]` functions, which clippy.toml's allow-unwrap-in-tests covers.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod restore;
+
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use common::agent::RunningAgent;
+use common::button::FwDevice;
+use common::cloud::TestCloud;
+use common::fleet::{Kind, Spec};
+use firmware_protocol::{AckState, PressPattern};
+
+pub(crate) const SCHOOL: &str = common::SCHOOL;
+pub(crate) const ROOM: &str = "B-214";
+/// How long the sync may take to catch up once the fault is gone.
+pub(crate) const SETTLE: Duration = Duration::from_secs(60);
+
+/// An enrolled gateway with `buttons` buttons (`btn-1`…) and, if asked, a camera (`cam-1`),
+/// syncing briskly: a heartbeat every second, backoff from 50 ms to 1 s, 3 s per request,
+/// and no thinning (nothing waits long enough, but a thinned record would be "dropped").
+/// Snapshots follow the camera's counts within half a second, for telemetry to sync.
+pub(crate) fn gateway(cloud: &TestCloud, buttons: usize, camera: bool) -> (Gateway, Vec<Spec>) {
+    let gw = Gateway::init_local();
+    cloud.enroll(&gw, SCHOOL);
+    gw.set("sync", "heartbeat_s", "1");
+    gw.set("sync", "backoff_min_ms", "50");
+    gw.set("sync", "backoff_max_s", "1");
+    gw.set("sync", "request_timeout_s", "3");
+    gw.set("sync", "thin_after_s", "86400");
+    gw.set("snapshots", "debounce_ms", "100");
+    let mut specs = Vec::new();
+    for i in 1..=buttons {
+        let id = format!("btn-{i}");
+        let bundle = gw.add(&id, "button", ROOM);
+        specs.push(Spec {
+            id,
+            bundle,
+            kind: Kind::Button { lo: 50, hi: 400 },
+        });
+    }
+    if camera {
+        let bundle = gw.add("cam-1", "camera", ROOM);
+        specs.push(Spec {
+            id: "cam-1".into(),
+            bundle,
+            kind: Kind::Camera { room: ROOM.into() },
+        });
+    }
+    (gw, specs)
+}
+
+/// Presses `button` (press seq `press_seq`) and waits for the `PressAck` naming that press;
+/// returns how long it took. The gateway answers from its own database, cloud or no cloud.
+pub(crate) async fn press(button: &mut FwDevice, press_seq: u32) -> Duration {
+    let start = Instant::now();
+    button.press(PressPattern::Single, press_seq).await;
+    loop {
+        let ack = button
+            .press_ack(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no PressAck for {} press {press_seq}", button.id));
+        // A resolve earlier answers the press before with its end; skip it.
+        if ack.press_seq == press_seq {
+            assert_ne!(ack.state, AckState::Cancelled);
+            return start.elapsed();
+        }
+    }
+}
+
+/// Resolves every open alert from the local dashboard; returns how many.
+pub(crate) async fn resolve_open(agent: &RunningAgent) -> usize {
+    let (status, open) = agent.get("/api/v1/alerts?state=open").await;
+    assert_eq!(status, 200, "{open}");
+    let mut resolved = 0;
+    for alert in open["alerts"].as_array().unwrap() {
+        let id = alert["id"].as_str().unwrap();
+        let (status, body) = agent
+            .post(&format!("/api/v1/alerts/{id}/resolve"), "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        resolved += 1;
+    }
+    resolved
+}

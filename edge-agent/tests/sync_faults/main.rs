@@ -8,6 +8,7 @@
 //! dropped, the cloud's alert events are exactly the gateway's local log in order, the
 //! snapshots are as many, and the gateway's outbox is empty. Each test prints its figures.
 //!
+//! - `network`: the fault-injecting proxy between the gateway and the cloud.
 //! - `restore`: a data directory restored from an old backup, and what the epoch does.
 
 // Helpers here are not `#[test]` functions, which clippy.toml's allow-unwrap-in-tests covers.
@@ -16,8 +17,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod network;
 mod restore;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
@@ -66,6 +69,15 @@ pub(crate) fn gateway(cloud: &TestCloud, buttons: usize, camera: bool) -> (Gatew
     (gw, specs)
 }
 
+/// Connects every device of `specs` with `boot`.
+pub(crate) async fn connect_all(agent: &RunningAgent, specs: &[Spec], boot: u32) -> Vec<FwDevice> {
+    let mut devices = Vec::new();
+    for spec in specs {
+        devices.push(FwDevice::connect(agent.mqtt, &spec.bundle, &spec.id, boot).await);
+    }
+    devices
+}
+
 /// Presses `button` (press seq `press_seq`) and waits for the `PressAck` naming that press;
 /// returns how long it took. The gateway answers from its own database, cloud or no cloud.
 pub(crate) async fn press(button: &mut FwDevice, press_seq: u32) -> Duration {
@@ -98,4 +110,28 @@ pub(crate) async fn resolve_open(agent: &RunningAgent) -> usize {
         resolved += 1;
     }
     resolved
+}
+
+/// The cloud's alert events of `gateway` that a press made (`triggered` or `pressed`), per
+/// alert.
+pub(crate) async fn cloud_presses(cloud: &TestCloud, gateway: &str) -> BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> = cloud
+        .rows(&format!(
+            "SELECT alert_id::text, count(*) FROM alert_events \
+             WHERE gateway_id = '{gateway}' AND event IN ('triggered', 'pressed') \
+             GROUP BY alert_id"
+        ))
+        .await;
+    rows.into_iter().collect()
+}
+
+/// The cloud's highest alert-lane cursor for `gateway` (all epochs), or 0.
+pub(crate) async fn alert_cursor(cloud: &TestCloud, gateway: &str) -> i64 {
+    let rows: Vec<(Option<i64>,)> = cloud
+        .rows(&format!(
+            "SELECT max(last_seq) FROM sync_cursors \
+             WHERE gateway_id = '{gateway}' AND lane = 'alert'"
+        ))
+        .await;
+    rows[0].0.unwrap_or(0)
 }

@@ -9,6 +9,7 @@
 //! snapshots are as many, and the gateway's outbox is empty. Each test prints its figures.
 //!
 //! - `network`: the fault-injecting proxy between the gateway and the cloud.
+//! - `kills`: `kill -9` of the agent under reconnecting devices.
 //! - `restore`: a data directory restored from an old backup, and what the epoch does.
 
 // Helpers here are not `#[test]` functions, which clippy.toml's allow-unwrap-in-tests covers.
@@ -17,6 +18,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod kills;
 mod network;
 mod restore;
 

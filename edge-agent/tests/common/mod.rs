@@ -25,6 +25,7 @@ pub(crate) mod delivery;
 pub(crate) mod device;
 pub(crate) mod fleet;
 pub(crate) mod net;
+pub(crate) mod postgres;
 pub(crate) mod proxy;
 
 pub(crate) const SCHOOL: &str = "lincoln-high";

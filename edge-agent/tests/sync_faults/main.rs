@@ -10,6 +10,7 @@
 //!
 //! - `network`: the fault-injecting proxy between the gateway and the cloud.
 //! - `kills`: `kill -9` of the agent under reconnecting devices.
+//! - `cloud_crash`: `kill -9` of the cloud and an immediate restart of its Postgres.
 //! - `restore`: a data directory restored from an old backup, and what the epoch does.
 
 // Helpers here are not `#[test]` functions, which clippy.toml's allow-unwrap-in-tests covers.
@@ -18,6 +19,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cloud_crash;
 mod kills;
 mod network;
 mod restore;

@@ -10,9 +10,19 @@ use firmware_protocol::{
     Occupancy, PressAck, PressPattern, Uplink, decode_downlink, encode_uplink,
 };
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Connect, LastWill, Packet, PubAck, Publish};
+use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, LastWill, Packet, PubAck, Publish};
 
-use super::device::{RawDevice, connected_with};
+use super::device::{RawDevice, bundle_tls, connected_with};
+
+/// The last will firmware leaves: "gone" on its up topic.
+fn last_will(id: &str) -> LastWill {
+    LastWill::new(
+        format!("d/{id}/up"),
+        b"gone".to_vec(),
+        QoS::AtLeastOnce,
+        false,
+    )
+}
 
 /// The bytes of a press frame, as firmware sends it.
 pub(crate) fn press_frame(boot: u32, seq: u32, pattern: PressPattern, press_seq: u32) -> Vec<u8> {
@@ -23,12 +33,38 @@ pub(crate) fn press_frame(boot: u32, seq: u32, pattern: PressPattern, press_seq:
         .to_vec()
 }
 
+/// A heartbeat as firmware 1.2.3 sends it.
+pub(crate) fn heartbeat_body(battery_mv: u16) -> Uplink {
+    Uplink::Heartbeat(Heartbeat {
+        uptime_s: 10,
+        firmware: FirmwareVersion {
+            major: 1,
+            minor: 2,
+            patch: 3,
+        },
+        battery_mv,
+        rssi_dbm: -60,
+        free_heap: 100_000,
+    })
+}
+
+/// A camera's count of `room`.
+pub(crate) fn count_body(room: &str, students: u16, adults: u16) -> Uplink {
+    Uplink::Occupancy(Occupancy {
+        room: Label::new(room).unwrap(),
+        students,
+        adults,
+        confidence_pct: 90,
+    })
+}
+
 /// A connected device with its own frame counters.
 pub(crate) struct FwDevice {
     pub(crate) raw: RawDevice,
     pub(crate) id: String,
     pub(crate) boot: u32,
-    seq: u32,
+    /// The last frame sequence number used (firmware counts on across reconnections).
+    pub(crate) seq: u32,
     pkid: u16,
 }
 
@@ -37,12 +73,7 @@ impl FwDevice {
     pub(crate) async fn connect(addr: SocketAddr, bundle: &Path, id: &str, boot: u32) -> FwDevice {
         let mut connect = Connect::new(id);
         connect.keep_alive = 30;
-        connect.last_will = Some(LastWill::new(
-            format!("d/{id}/up"),
-            b"gone".to_vec(),
-            QoS::AtLeastOnce,
-            false,
-        ));
+        connect.last_will = Some(last_will(id));
         let mut raw = connected_with(addr, bundle, connect).await;
         raw.subscribe(&format!("d/{id}/down")).await.unwrap();
         FwDevice {
@@ -54,8 +85,41 @@ impl FwDevice {
         }
     }
 
+    /// As [`FwDevice::connect`], but an error instead of a panic when the gateway is not
+    /// there (a device retrying while the gateway restarts).
+    pub(crate) async fn try_connect(
+        addr: SocketAddr,
+        bundle: &Path,
+        id: &str,
+        boot: u32,
+    ) -> Result<FwDevice, String> {
+        let mut raw = RawDevice::tls(addr, bundle_tls(bundle))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut connect = Connect::new(id);
+        connect.keep_alive = 30;
+        connect.last_will = Some(last_will(id));
+        match raw.mqtt_connect_with(connect).await {
+            Some(ack) if ack.code == ConnectReturnCode::Success => {}
+            other => return Err(format!("no CONNACK: {other:?}")),
+        }
+        raw.subscribe(&format!("d/{id}/down")).await?;
+        Ok(FwDevice {
+            raw,
+            id: id.to_owned(),
+            boot,
+            seq: 0,
+            pkid: 1,
+        })
+    }
+
     /// Publishes raw bytes on the device's up topic (QoS 1, PUBACK not awaited).
     pub(crate) async fn send_bytes(&mut self, payload: &[u8]) {
+        self.try_send_bytes(payload).await.unwrap();
+    }
+
+    /// As [`FwDevice::send_bytes`], but an error once the connection is gone.
+    pub(crate) async fn try_send_bytes(&mut self, payload: &[u8]) -> std::io::Result<()> {
         let mut publish = Publish::new(
             format!("d/{}/up", self.id),
             QoS::AtLeastOnce,
@@ -63,17 +127,27 @@ impl FwDevice {
         );
         publish.pkid = self.pkid;
         self.pkid = self.pkid.wrapping_add(1).max(1);
-        self.raw.send(Packet::Publish(publish)).await.unwrap();
+        self.raw.send(Packet::Publish(publish)).await
+    }
+
+    /// The bytes of `body` as the next frame (its sequence number is used up).
+    pub(crate) fn frame(&mut self, body: Uplink) -> Vec<u8> {
+        self.seq += 1;
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        encode_uplink(&Frame::new(self.boot, self.seq, body), &mut buf)
+            .unwrap()
+            .to_vec()
     }
 
     /// Sends a frame with the next sequence number.
     pub(crate) async fn send(&mut self, body: Uplink) {
-        self.seq += 1;
-        let mut buf = [0u8; MAX_FRAME_LEN];
-        let bytes = encode_uplink(&Frame::new(self.boot, self.seq, body), &mut buf)
-            .unwrap()
-            .to_vec();
-        self.send_bytes(&bytes).await;
+        self.try_send(body).await.unwrap();
+    }
+
+    /// As [`FwDevice::send`], but an error once the connection is gone.
+    pub(crate) async fn try_send(&mut self, body: Uplink) -> std::io::Result<()> {
+        let bytes = self.frame(body);
+        self.try_send_bytes(&bytes).await
     }
 
     pub(crate) async fn press(&mut self, pattern: PressPattern, press_seq: u32) {
@@ -90,28 +164,11 @@ impl FwDevice {
     }
 
     pub(crate) async fn heartbeat(&mut self, battery_mv: u16) {
-        self.send(Uplink::Heartbeat(Heartbeat {
-            uptime_s: 10,
-            firmware: FirmwareVersion {
-                major: 1,
-                minor: 2,
-                patch: 3,
-            },
-            battery_mv,
-            rssi_dbm: -60,
-            free_heap: 100_000,
-        }))
-        .await;
+        self.send(heartbeat_body(battery_mv)).await;
     }
 
     pub(crate) async fn count(&mut self, room: &str, students: u16, adults: u16) {
-        self.send(Uplink::Occupancy(Occupancy {
-            room: Label::new(room).unwrap(),
-            students,
-            adults,
-            confidence_pct: 90,
-        }))
-        .await;
+        self.send(count_body(room, students, adults)).await;
     }
 
     /// The next downlink frame within `wait` (PUBACKs are skipped; QoS 1 downlinks are
@@ -133,6 +190,32 @@ impl FwDevice {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next downlink frame within `wait`: `Ok(None)` on timeout, `Err` once the
+    /// connection is gone.
+    pub(crate) async fn try_downlink(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<Downlink>, String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.raw.recv(left).await? {
+                Some(Packet::Publish(publish)) => {
+                    if publish.qos == QoS::AtLeastOnce {
+                        self.raw
+                            .send(Packet::PubAck(PubAck::new(publish.pkid)))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    let frame = decode_downlink(&publish.payload).map_err(|e| e.to_string())?;
+                    return Ok(Some(frame.body));
+                }
+                Some(_) => {}
+                None => return Ok(None),
             }
         }
     }

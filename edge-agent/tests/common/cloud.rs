@@ -91,6 +91,7 @@ fn built_beside_this_test() -> PathBuf {
 pub(crate) struct TestCloud {
     child: Option<Child>,
     owner_url: String,
+    app_url: String,
     owner: PgPool,
     pub(crate) public: u16,
     pub(crate) sync: u16,
@@ -115,28 +116,71 @@ impl TestCloud {
         let owner = PgPool::connect_with(opts.clone()).await.unwrap();
         let data = tempfile::tempdir().unwrap();
         let (public, sync) = (free_port(), free_port());
-        let child = Command::new(cloud_sync_bin())
-            .arg("serve")
-            .args(["--database-url", &url(opts, "hallwatch_app")])
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--listen", &format!("127.0.0.1:{public}")])
-            .args(["--sync-listen", &format!("127.0.0.1:{sync}")])
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let mut cloud = TestCloud {
-            child: Some(child),
+            child: None,
             owner_url,
+            app_url: url(opts, "hallwatch_app"),
             owner,
             public,
             sync,
             data,
         };
+        cloud.spawn();
         cloud.wait_listening().await;
         cloud
+    }
+
+    /// `cloud-sync serve` on this cloud's ports, database and data directory. Its log goes
+    /// to a file, not a pipe: nobody reads a pipe while a test runs, and a full one would
+    /// stall the service at its next log line.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(cloud_sync_bin())
+            .arg("serve")
+            .args(["--database-url", &self.app_url])
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.public)])
+            .args(["--sync-listen", &format!("127.0.0.1:{}", self.sync)])
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data.path().join("cloud-sync.log")
+    }
+
+    /// The service's log so far, for failure messages.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `kill -9` of the service: no shutdown, whatever it was doing is cut off.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("the cloud is running");
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+
+    /// Starts the service again after [`TestCloud::kill`], on the same ports and with the same
+    /// data directory (so its gateway CA, which the gateways trust, is the same).
+    pub(crate) async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the cloud is still running");
+        self.spawn();
+        self.wait_listening().await;
+    }
+
+    /// The sync listener's address.
+    pub(crate) fn sync_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.sync))
     }
 
     async fn wait_listening(&mut self) {
@@ -148,11 +192,8 @@ impl TestCloud {
             {
                 let child = self.child.as_mut().unwrap();
                 if let Some(status) = child.try_wait().unwrap() {
-                    let out = self.child.take().unwrap().wait_with_output().unwrap();
-                    panic!(
-                        "cloud-sync serve exited ({status}): {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    self.child = None;
+                    panic!("cloud-sync serve exited ({status}): {}", self.log());
                 }
                 assert!(Instant::now() < deadline, "cloud-sync serve did not listen");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -21,8 +21,12 @@ pub(crate) mod agent;
 pub(crate) mod browser;
 pub(crate) mod button;
 pub(crate) mod cloud;
+pub(crate) mod delivery;
 pub(crate) mod device;
+pub(crate) mod fleet;
 pub(crate) mod net;
+pub(crate) mod postgres;
+pub(crate) mod proxy;
 
 pub(crate) const SCHOOL: &str = "lincoln-high";
 

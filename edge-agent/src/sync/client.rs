@@ -53,6 +53,8 @@ pub enum Outcome {
     Refused { status: StatusCode, message: String },
     /// No usable answer: unreachable, timed out, a server error, an unreadable answer.
     Failed { message: String },
+    /// Given up by the lane before an answer came, to send again with newer records.
+    Superseded,
 }
 
 /// The cloud's error body, `{"error": {"code", "message"}, "expected_seq"?}`.
@@ -102,8 +104,14 @@ impl SyncClient {
         })
     }
 
-    /// Sends `batch` and sorts the answer.
+    /// Sends `batch` and sorts the answer, within the configured request timeout.
     pub async fn send(&self, batch: &SyncBatch) -> Outcome {
+        self.send_within(batch, None).await
+    }
+
+    /// Sends `batch` and sorts the answer, within `timeout` if given (else the configured
+    /// request timeout).
+    pub async fn send_within(&self, batch: &SyncBatch, timeout: Option<Duration>) -> Outcome {
         let body = match encode_batch(batch) {
             Ok(body) => body,
             Err(e) => {
@@ -112,9 +120,11 @@ impl SyncClient {
                 };
             }
         };
-        let response = match self
-            .http
-            .post(self.url.clone())
+        let mut request = self.http.post(self.url.clone());
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let response = match request
             .header(CONTENT_TYPE, SYNC_MEDIA_TYPE)
             .body(body)
             .send()

@@ -11,6 +11,9 @@
 //!   backoff is cut short when the other lane gets through (the link is back: both go at
 //!   once) and, on the alert lane, when a new alert record is written: an alert never waits
 //!   out a timer set before it existed.
+//! - A request on the alert lane times out after at most 10 s, and one in flight for over a
+//!   second is given up as soon as a new alert is written, then sent again with it at once: a
+//!   connection that went dead without a reset (a black hole) never holds a new alert.
 //! - A batch the cloud cannot read (400) is retried one record at a time; the record refused
 //!   alone is handed to the engine as a dead letter and the lane moves on. Should the cloud
 //!   refuse [`MAX_DEAD_LETTERS_IN_A_ROW`] records alone in a row, the fault is more likely the
@@ -34,6 +37,17 @@ use crate::store::{Reader, StoreError};
 
 /// Single records the cloud may refuse in a row before the lane suspects the cloud.
 const MAX_DEAD_LETTERS_IN_A_ROW: u32 = 3;
+
+/// The alert lane's request timeout, when `request_timeout_s` is longer: its batches are small,
+/// and a request lost in a dead connection must not hold alerts for long.
+const ALERT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An alert request in flight this long is given up when a new alert is written, and the lane
+/// sends again at once with the new record: a connection that went dead (a link that dropped
+/// without a reset) must not hold a new alert until the timeout. Giving up is safe, the cloud
+/// merges each record once; the delay keeps a busy school's stream of alerts from cancelling
+/// requests that are merely in progress.
+const ALERT_GIVE_UP_AFTER: Duration = Duration::from_secs(1);
 
 /// Everything one lane's loop needs.
 pub(super) struct LaneLoop {
@@ -236,6 +250,10 @@ impl LaneLoop {
                     }
                 }
                 Outcome::TooFast { retry_after } => Next::Hold(retry_after),
+                Outcome::Superseded => {
+                    tracing::info!(lane = %self.lane, "a new alert while a request hung; sending again");
+                    Next::Continue
+                }
                 Outcome::Gap { expected } => {
                     let first = records.first().map_or(0, |r| r.seq.get());
                     let message = format!(
@@ -289,11 +307,28 @@ impl LaneLoop {
     }
 
     async fn send(&self, batch: &SyncBatch) -> Outcome {
+        let (timeout, superseded) = if self.lane == Lane::Alert {
+            let started = Instant::now();
+            let superseded = async move {
+                tokio::time::sleep_until(started + ALERT_GIVE_UP_AFTER).await;
+                self.signals.lane(Lane::Alert).notified().await;
+            };
+            (
+                Some(self.settings.request_timeout.min(ALERT_REQUEST_TIMEOUT)),
+                futures_util::future::Either::Left(superseded),
+            )
+        } else {
+            (
+                None,
+                futures_util::future::Either::Right(std::future::pending()),
+            )
+        };
         tokio::select! {
-            outcome = self.client.send(batch) => outcome,
+            outcome = self.client.send_within(batch, timeout) => outcome,
             // A request cut off by the stop is sent again at the next start; the cloud merges
             // each record once.
             () = self.shutdown.cancelled() => Outcome::Failed { message: "stopping".into() },
+            () = superseded => Outcome::Superseded,
         }
     }
 

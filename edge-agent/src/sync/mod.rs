@@ -47,11 +47,7 @@ impl SyncLoop {
     /// Starts one task per lane if the gateway is enrolled and its enrollment files are
     /// usable. Otherwise nothing runs and the status says why: the gateway works on without
     /// the cloud either way.
-    pub fn start(
-        config: &Config,
-        data_dir: &Path,
-        engine: &EngineHandle,
-    ) -> SyncLoop {
+    pub fn start(config: &Config, data_dir: &Path, engine: &EngineHandle) -> SyncLoop {
         let epoch = engine.epoch();
         let idle = |state, reason| SyncLoop {
             status: Arc::new(SyncStatus::fixed(state, Some(epoch), reason)),

@@ -219,3 +219,58 @@ async fn through_drops_blackholes_cut_answers_latency_and_resets_every_record_ar
     drop(agent);
     cloud.stop().await;
 }
+
+/// A link that goes dead without a reset (a black hole) leaves the alert lane's last request
+/// hanging in a connection that will never answer, for as long as its timeout. An alert raised
+/// once the link is back must not wait for that: the lane gives the hung request up when the
+/// alert is written and sends again at once. Bounded well below the timeouts (30 s configured,
+/// 10 s for the alert lane), so the check is of the behaviour, not a measurement.
+#[sqlx::test(migrations = false)]
+async fn an_alert_raised_as_a_black_hole_lifts_does_not_wait_for_the_hung_request(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    let proxy = FaultProxy::start(cloud.sync_addr()).await;
+    let (gw, specs) = gateway(&cloud, 1, false);
+    gw.set("cloud", "sync_url", &format!("\"{}\"", proxy.sync_url()));
+    gw.set("sync", "request_timeout_s", "30");
+    let agent = gw.run_agent("").await;
+    let mut devices = connect_all(&agent, &specs, 1).await;
+    let gateway = gateway_id(&gw);
+    let wait_for_cursor = |at_least: i64| {
+        let (cloud, gateway) = (&cloud, gateway.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while alert_cursor(cloud, &gateway).await < at_least {
+                assert!(
+                    Instant::now() < deadline,
+                    "alert cursor never reached {at_least}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    press(&mut devices[0], 1).await;
+    wait_for_cursor(1).await;
+
+    // Dead link: the heartbeats (one a second) hang.
+    proxy.set(Fault::Blackhole);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(proxy.stats().blackholed >= 1, "{:?}", proxy.stats());
+    proxy.set(Fault::PassThrough);
+
+    let before = alert_cursor(&cloud, &gateway).await;
+    let start = Instant::now();
+    press(&mut devices[0], 2).await;
+    wait_for_cursor(before + 1).await;
+    let took = start.elapsed();
+    println!("press after the black hole → its record in the cloud: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the new alert waited {took:?}, as long as a hung request"
+    );
+    drop(devices);
+    drop(agent);
+    cloud.stop().await;
+}

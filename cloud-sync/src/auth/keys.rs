@@ -105,7 +105,12 @@ impl KeyRing {
         Ok(Self {
             dir,
             keys: RwLock::new(Arc::new(keys)),
-            last_reload: Mutex::new(Instant::now()),
+            // The first unknown kid may reload at once (a key another replica just added).
+            last_reload: Mutex::new(
+                Instant::now()
+                    .checked_sub(Self::RELOAD_ON_MISS_EVERY)
+                    .unwrap_or_else(Instant::now),
+            ),
             validation,
         })
     }

@@ -152,7 +152,8 @@ enum Admin {
         data_dir: PathBuf,
     },
     /// Snapshot retention: create the coming months' partitions, drop months older than
-    /// --keep-months (run daily from cron or a systemd timer).
+    /// --keep-months; delete refresh tokens expired over a day ago (run daily from cron or a
+    /// systemd timer).
     Prune {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
@@ -337,6 +338,8 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
             let created = db::admin::ensure_snapshot_partitions(&pool, 3).await?;
             let dropped = db::admin::prune_snapshots(&pool, keep_months).await?;
             eprintln!("cloud-sync: {created} snapshot partitions created, {dropped} dropped");
+            let tokens = db::accounts::prune_refresh_tokens(&pool).await?;
+            eprintln!("cloud-sync: {tokens} refresh tokens expired over a day ago deleted");
         }
     }
     Ok(())

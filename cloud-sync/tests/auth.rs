@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use cloud_sync::auth::Grant;
+use cloud_sync::db;
 use cloud_sync::{LoginLimits, Quota};
 use common::people::{PASSWORD, error_code, tokens};
 use common::{Options, TestCloud};
@@ -177,6 +178,23 @@ async fn an_expired_refresh_token_is_refused(_: PgPoolOptions, opts: PgConnectOp
     assert_eq!(
         cloud.refresh(&pair.refresh).await.status(),
         StatusCode::UNAUTHORIZED
+    );
+    // `admin prune` deletes tokens a day past their expiry, not before.
+    assert_eq!(
+        db::accounts::prune_refresh_tokens(&cloud.owner)
+            .await
+            .unwrap(),
+        0
+    );
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '25 hours'")
+        .execute(&cloud.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        db::accounts::prune_refresh_tokens(&cloud.owner)
+            .await
+            .unwrap(),
+        1
     );
     cloud.stop().await;
 }

@@ -330,6 +330,20 @@ pub async fn schools_in_scope(pool: &PgPool, scope: &UserScope) -> Result<Vec<Sc
         .collect()
 }
 
+/// Deletes refresh tokens that expired over a day ago (`admin prune`, daily); returns how
+/// many. A deleted token presented again is unknown rather than reused, which changes
+/// nothing: expired, it could not be spent anyway.
+pub async fn prune_refresh_tokens(pool: &PgPool) -> Result<u64, DbError> {
+    let mut tx = begin(pool, Scope::AllSchools).await?;
+    let deleted =
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
 /// `user:<id>`, the audit actor for a person.
 pub fn user_actor(user_id: Uuid) -> String {
     format!("user:{user_id}")

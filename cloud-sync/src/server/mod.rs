@@ -58,6 +58,11 @@ impl Server {
             .context("cannot load or create the gateway CA")?;
         let keys = KeyRing::load_or_create(&config.data_dir)
             .context("cannot load or create the access-token signing keys")?;
+        // The dummy hash unknown users are checked against is made now, so that the first
+        // such login does not take longer than the others.
+        tokio::task::spawn_blocking(|| crate::auth::verify_against_dummy(""))
+            .await
+            .context("cannot prepare password checks")?;
         let tls = mtls::server_config(&ca, &config.sync_names)?;
         let public = TcpListener::bind(config.listen)
             .await

@@ -145,7 +145,7 @@ enum Admin {
         school: Option<SchoolId>,
     },
     /// Add an access-token signing key to the data directory; it signs from the service's
-    /// next key reload (within 30 s). Remove the old key file 15 minutes later.
+    /// next key reload (within 30 s). Remove the old key file 16 minutes later.
     AddSigningKey {
         /// The service's --data-dir.
         #[arg(long)]
@@ -325,8 +325,9 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
         Admin::AddSigningKey { data_dir } => {
             let kid = auth::add_signing_key(&data_dir)?;
             eprintln!(
-                "cloud-sync: signing key {kid} added in {}; it signs from the next reload \
-                 (within 30 s); remove the previous key file 15 minutes after that",
+                "cloud-sync: signing key {kid} added in {}; it signs from the service's next \
+                 reload (within 30 s); remove the previous key file 16 minutes from now, when \
+                 the last token it signed has expired",
                 data_dir.join(auth::KEY_DIR).display()
             );
         }

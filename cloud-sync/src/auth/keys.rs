@@ -7,7 +7,8 @@
 //! Rotation: add a key (`cloud-sync admin add-signing-key`, or any Ed25519 PKCS#8 DER file
 //! named so that it sorts last); it signs from the next reload on (every
 //! [`KeyRing::RELOAD_EVERY`], or at once when a token names a key not loaded yet); tokens
-//! signed by the old key verify until they expire; remove the old file 15 minutes later.
+//! signed by the old key verify until they expire; remove the old file 16 minutes later (the
+//! 15-minute lifetime, the reload and the 30 s of clock leeway).
 //!
 //! Verification never reads the algorithm from the token: only EdDSA is accepted, the key
 //! is chosen by `kid` among ours, and `iss`, `aud`, `exp` and `sub` are required and checked.

@@ -1,6 +1,6 @@
 //! [`Config`]: everything `serve` needs, validated by `main` before any socket is bound.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +30,51 @@ pub struct Config {
     pub rate_burst: u32,
     /// When a gateway counts as offline, and how often that is checked.
     pub liveness: Liveness,
+    /// How many login attempts an account and a source address may make.
+    pub login_limits: LoginLimits,
+    /// Proxies in front of the public listener whose `X-Forwarded-For` is believed: for a
+    /// connection from one of them, a login's source is the address that proxy forwarded
+    /// for. Empty: the source is the connection's peer.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// A token bucket: `burst` attempts at once, then one more every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Attempts at once (at least one).
+    pub burst: u32,
+    /// Time that earns one more attempt.
+    pub every: Duration,
+}
+
+/// Login attempts allowed per account (the e-mail address given, known or not) and per
+/// source address (IPv6 grouped by /64, since one host commonly holds a whole /64). Each
+/// replica counts its own attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Per e-mail address: guessing one account's password.
+    pub per_account: Quota,
+    /// Per source address: trying many accounts from one place.
+    pub per_source: Quota,
+}
+
+impl Default for LoginLimits {
+    /// Per account: 5 at once, then one a minute (1,440 a day: hopeless against a
+    /// 12-character password, and a user who mistypes five times waits a minute). Per
+    /// source: 30 at once, then one every 2 s (a school's staff logging in behind one NAT
+    /// at the start of the day gets through in a few minutes).
+    fn default() -> Self {
+        Self {
+            per_account: Quota {
+                burst: 5,
+                every: Duration::from_secs(60),
+            },
+            per_source: Quota {
+                burst: 30,
+                every: Duration::from_secs(2),
+            },
+        }
+    }
 }
 
 /// Gateway liveness: a gateway that has synced at least once and then stays silent for

@@ -3,35 +3,41 @@
 //!
 //! # Layout
 //!
-//! - [`db`]: the only module that speaks SQL: scoped transactions, admin upkeep, enrollment,
-//!   the batch merge, commands, audit. [`MIGRATOR`] holds `migrations/cloud`.
+//! - [`db`]: the only module that speaks SQL: scoped transactions, admin upkeep, accounts,
+//!   enrollment, the batch merge, commands, audit. [`MIGRATOR`] holds `migrations/cloud`.
+//! - [`auth`]: people's accounts without SQL or network: e-mail addresses, roles and grants,
+//!   Argon2id password hashes, the Ed25519 keys that sign access tokens, refresh tokens.
 //! - [`pki`]: the gateway CA (created in the data directory), enrollment tokens, the identity
 //!   in a client certificate. No network, no SQL.
-//! - [`api`]: the HTTP handlers (the only module that imports axum): enrollment, sync, the
-//!   per-gateway rate limit, the JSON error type.
+//! - [`api`]: the HTTP handlers (the only module that imports axum): login, refresh and
+//!   logout, the [`api::Caller`] extractor that gives every people-facing handler its scope,
+//!   `GET /api/v1/me`, enrollment, sync, the rate limits, the JSON error type.
 //! - [`server`]: binding and running the public and the mTLS sync listeners; the accept loop
 //!   that puts each connection's certificate identity into its requests; the background
 //!   tasks (snapshot partitions, gateway liveness).
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
-//! Modules that later issues bring (see ARCHITECTURE.md): `auth`, the API for people,
-//! `realtime`, the dashboard (#7).
+//! Modules that later parts of #7 bring (see ARCHITECTURE.md): the rest of the API for
+//! people, `realtime`, the dashboard.
 //!
 //! # Invariants
 //!
 //! - A gateway's school and identity come from its client certificate, never from the body.
 //! - Every tenant query runs in a transaction that set its scope ([`db::begin`]); the service
 //!   connects as a role bound by row-level security, so a forgotten scope reads nothing.
+//! - A person's scope comes only from [`api::Caller`]: a verified access token and the
+//!   user's grants as stored now.
 //! - Sync bodies are decoded only through `shared::sync`, with its limits.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod inspect;
 pub mod pki;
 pub mod server;
 
-pub use config::{Config, Liveness};
+pub use config::{Config, Liveness, LoginLimits, Quota};
 pub use db::MIGRATOR;
 pub use server::Server;

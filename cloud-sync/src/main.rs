@@ -1,15 +1,16 @@
 //! The `cloud-sync` binary: arguments → the library. Nothing else lives here.
 
 use std::fs::File;
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{BufRead, IsTerminal, Read};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_sync::{Config, Liveness, Server, db};
+use cloud_sync::auth::{self, Email, Grant, Password, Role};
+use cloud_sync::{Config, Liveness, LoginLimits, Server, db};
 use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
 use sqlx::postgres::PgConnectOptions;
@@ -75,6 +76,10 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     gateway_offline_after: u64,
+    /// A proxy in front of the public listener (repeatable): for its connections, a login's
+    /// source address is taken from X-Forwarded-For (rate limits per source).
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,8 +123,37 @@ enum Admin {
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
         token_hours: u64,
     },
+    /// Create a person's account with one role; the password is read from standard input
+    /// (one line; not echoed when typed at a terminal).
+    CreateUser {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The login name.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (the only way to give it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// superadmin, region_admin, school_admin or viewer.
+        #[arg(long)]
+        role: Role,
+        /// The region, for region_admin.
+        #[arg(long)]
+        region: Option<RegionId>,
+        /// The school, for school_admin and viewer.
+        #[arg(long)]
+        school: Option<SchoolId>,
+    },
+    /// Add an access-token signing key to the data directory; it signs from the service's
+    /// next key reload (within 30 s). Remove the old key file 16 minutes later.
+    AddSigningKey {
+        /// The service's --data-dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Snapshot retention: create the coming months' partitions, drop months older than
-    /// --keep-months (run daily from cron or a systemd timer).
+    /// --keep-months; delete refresh tokens expired over a day ago (run daily from cron or a
+    /// systemd timer).
     Prune {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
@@ -146,6 +180,22 @@ fn main() -> ExitCode {
             Ok(config) => block_on(serve(config)),
             Err(err) => {
                 eprintln!("cloud-sync: bad configuration: {err:#}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        Command::Admin(Admin::CreateUser {
+            database_url,
+            email,
+            password_stdin: _,
+            role,
+            region,
+            school,
+        }) => match user_request(&email, role, region, school) {
+            Ok((email, grant, password)) => {
+                block_on(create_user(database_url, email, grant, password))
+            }
+            Err(err) => {
+                eprintln!("cloud-sync: {err:#}");
                 return ExitCode::from(EX_CONFIG);
             }
         },
@@ -182,6 +232,8 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
         rate_per_sec: args.rate_per_sec,
         rate_burst: args.rate_burst,
         liveness: Liveness::new(Duration::from_secs(args.gateway_offline_after)),
+        login_limits: LoginLimits::default(),
+        trusted_proxies: args.trusted_proxies,
     })
 }
 
@@ -269,6 +321,16 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
             );
             println!("{}", token.as_str());
         }
+        Admin::CreateUser { .. } => anyhow::bail!("create-user is handled before the runtime"),
+        Admin::AddSigningKey { data_dir } => {
+            let kid = auth::add_signing_key(&data_dir)?;
+            eprintln!(
+                "cloud-sync: signing key {kid} added in {}; it signs from the service's next \
+                 reload (within 30 s); remove the previous key file 16 minutes from now, when \
+                 the last token it signed has expired",
+                data_dir.join(auth::KEY_DIR).display()
+            );
+        }
         Admin::Prune {
             database_url,
             keep_months,
@@ -277,9 +339,100 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
             let created = db::admin::ensure_snapshot_partitions(&pool, 3).await?;
             let dropped = db::admin::prune_snapshots(&pool, keep_months).await?;
             eprintln!("cloud-sync: {created} snapshot partitions created, {dropped} dropped");
+            let tokens = db::accounts::prune_refresh_tokens(&pool).await?;
+            eprintln!("cloud-sync: {tokens} refresh tokens expired over a day ago deleted");
         }
     }
     Ok(())
+}
+
+/// The account `create-user` asks for, with its password read from standard input; refused
+/// before anything is touched when a flag or the password is not acceptable.
+fn user_request(
+    email: &str,
+    role: Role,
+    region: Option<RegionId>,
+    school: Option<SchoolId>,
+) -> anyhow::Result<(Email, Grant, Password)> {
+    let email: Email = email.parse().context("--email")?;
+    let grant = Grant::new(role, region, school)?;
+    let password = read_password()?;
+    Ok((email, grant, password))
+}
+
+async fn create_user(
+    url: String,
+    email: Email,
+    grant: Grant,
+    password: Password,
+) -> anyhow::Result<()> {
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+    let pool = pool(&url).await?;
+    let user = db::accounts::create_user(&pool, &email, &hash, &grant).await?;
+    eprintln!(
+        "cloud-sync: user {email} ({}) created with id:",
+        grant.role()
+    );
+    println!("{user}");
+    Ok(())
+}
+
+/// One line of standard input, without its line ending. At a terminal it asks on stderr and
+/// turns echo off (with `stty`, which acts on the terminal it is given as stdin) while the
+/// password is typed.
+fn read_password() -> anyhow::Result<Password> {
+    let stdin = std::io::stdin();
+    let at_terminal = stdin.is_terminal();
+    let _echo = at_terminal.then(EchoOff::new);
+    if at_terminal {
+        eprint!("Password for the new user (not shown): ");
+    }
+    let mut line = String::new();
+    // One byte over the longest password accepted, so an endless stream is not read whole.
+    let limit = u64::try_from(Password::MAX_BYTES + 3).unwrap_or(u64::MAX);
+    stdin
+        .lock()
+        .take(limit)
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    if at_terminal {
+        eprintln!();
+    }
+    if !at_terminal {
+        // More than one line is refused rather than silently cut: a piped file is not a
+        // password.
+        let mut rest = String::new();
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_string(&mut rest)
+            .context("cannot read standard input")?;
+        if !rest.trim().is_empty() {
+            anyhow::bail!("the password must be one line; standard input has more");
+        }
+    }
+    let line = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line)
+        .to_owned();
+    Ok(Password::try_from(line)?)
+}
+
+/// Terminal echo off for as long as it lives.
+struct EchoOff;
+
+impl EchoOff {
+    fn new() -> Self {
+        let _ = std::process::Command::new("stty").arg("-echo").status();
+        Self
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+    }
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {

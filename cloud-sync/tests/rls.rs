@@ -12,6 +12,10 @@ const GLOBAL_TABLES: &[(&str, &str)] = &[
     ("organizations", "names only; Citus reference table"),
     ("regions", "names only; Citus reference table"),
     ("users", "login looks a user up before any scope exists"),
+    (
+        "refresh_tokens",
+        "a refresh presents only the token; its hash finds the user before any scope exists",
+    ),
 ];
 
 /// One row of every school-owned table, for two schools, written as the superuser.

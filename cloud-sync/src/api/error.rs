@@ -20,6 +20,8 @@ pub struct ApiError {
     expected_seq: Option<Seq>,
     /// For 429: seconds to wait.
     retry_after_secs: Option<u64>,
+    /// For 401 on a protected route: the `WWW-Authenticate` challenge.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             message: message.into(),
             expected_seq: None,
             retry_after_secs: None,
+            challenge: None,
         }
     }
 
@@ -53,6 +56,29 @@ impl ApiError {
             format!("too many requests; retry in {retry_after_secs} s"),
         );
         err.retry_after_secs = Some(retry_after_secs);
+        err
+    }
+
+    /// 401 for a protected route without a bearer token.
+    pub fn unauthenticated() -> Self {
+        let mut err = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "log in and send the access token as `Authorization: Bearer <token>`",
+        );
+        err.challenge = Some(r#"Bearer realm="hallwatch""#);
+        err
+    }
+
+    /// 401 for a bearer token that is not valid (forged, expired, for a disabled user...);
+    /// the client logs in or refreshes again.
+    pub fn invalid_token() -> Self {
+        let mut err = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token is not valid; refresh it or log in again",
+        );
+        err.challenge = Some(r#"Bearer realm="hallwatch", error="invalid_token""#);
         err
     }
 
@@ -95,6 +121,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

@@ -1,27 +1,39 @@
 //! The HTTP side: the only module that imports axum.
 //!
+//! - `auth`: `POST /api/v1/auth/login | refresh | logout` on the public listener.
+//! - `caller`: [`Caller`], the extractor that authenticates a person and yields their scope;
+//!   every people-facing handler takes it.
+//! - `login_limit`: login attempts per account and per source address.
+//! - `me`: `GET /api/v1/me`, the first route behind [`Caller`].
 //! - `enroll`: `POST /api/v1/enroll` on the public listener.
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
+mod auth;
+mod caller;
 mod enroll;
 mod error;
+mod login_limit;
+mod me;
 mod rate;
 mod sync;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 use shared::sync::Limits;
 use sqlx::PgPool;
 
+use crate::auth::KeyRing;
 use crate::config::Liveness;
 use crate::pki::GatewayCa;
 
+pub use caller::Caller;
 pub use error::ApiError;
+pub use login_limit::LoginLimiter;
 pub use rate::RateLimiter;
 pub use sync::SYNC_MEDIA_TYPE;
 
@@ -38,12 +50,21 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     /// How often a sync records that the gateway is alive.
     pub liveness: Liveness,
+    /// Signs and verifies access tokens.
+    pub keys: Arc<KeyRing>,
+    /// Login attempt budgets.
+    pub login_limits: Arc<LoginLimiter>,
 }
 
-/// The public listener's routes.
+/// The public listener's routes. Serve them with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: login limits need the peer.
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/me", get(me::me))
         .with_state(state)
 }
 

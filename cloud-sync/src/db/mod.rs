@@ -3,6 +3,7 @@
 //! makes a forgotten scope return nothing instead of everything.
 //!
 //! - `admin`: regions, schools, enrollment tokens and snapshot partition upkeep.
+//! - `accounts`: users and their grants, a caller's [`UserScope`], refresh-token families.
 //! - `enroll`: redeeming an enrollment token for a gateway.
 //! - `ingest`: merging a gateway's batch (one lane of one epoch), set-based, in one
 //!   transaction.
@@ -10,6 +11,7 @@
 //! - `commands`: cloud → gateway commands (requested, delivered, confirmed).
 //! - `audit`: the append-only audit log.
 
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod commands;
@@ -40,6 +42,67 @@ pub enum Scope<'a> {
     AllSchools,
 }
 
+/// The scope of a person's requests, computed from their grants at each request
+/// (`accounts::load_caller`): which schools, and whether they may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserScope {
+    /// Which schools.
+    pub reach: Reach,
+    /// Viewers only read: their transactions are `READ ONLY`, so Postgres itself refuses a
+    /// write a handler forgot to refuse.
+    pub read_only: bool,
+}
+
+/// Which schools a person's scope covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every school (a superadmin).
+    All,
+    /// These schools, sorted, without duplicates (possibly none).
+    Schools(Vec<SchoolId>),
+}
+
+/// What [`begin`] takes: a [`Scope`] (services, admin commands, upkeep) or a person's
+/// [`UserScope`].
+pub trait TenantScope {
+    /// The schools the transaction may see and write.
+    fn scope(&self) -> Scope<'_>;
+
+    /// True when the transaction must not write at all.
+    fn read_only(&self) -> bool {
+        false
+    }
+}
+
+impl TenantScope for Scope<'_> {
+    fn scope(&self) -> Scope<'_> {
+        *self
+    }
+}
+
+impl TenantScope for UserScope {
+    fn scope(&self) -> Scope<'_> {
+        match &self.reach {
+            Reach::All => Scope::AllSchools,
+            Reach::Schools(schools) => Scope::Schools(schools),
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+impl<T: TenantScope + ?Sized> TenantScope for &T {
+    fn scope(&self) -> Scope<'_> {
+        (**self).scope()
+    }
+
+    fn read_only(&self) -> bool {
+        (**self).read_only()
+    }
+}
+
 /// A database failure. Callers log it and show "internal error".
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -67,6 +130,12 @@ pub enum DbError {
     /// The row exists already (e.g. a school id taken).
     #[error("{0}")]
     Conflict(String),
+    /// A stored row holds what the code never writes (e.g. a grant with an invalid id).
+    #[error("invalid stored row: {0}")]
+    Invalid(String),
+    /// Hashing or token generation failed.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 /// Opens a pool of connections.
@@ -99,13 +168,18 @@ pub async fn ensure_unprivileged(pool: &PgPool) -> Result<(), DbError> {
 
 /// Begins a transaction and sets its tenant scope with `SET LOCAL` semantics (`set_config(...,
 /// true)`), so the scope ends with the transaction and never leaks to the next user of the
-/// pooled connection.
+/// pooled connection. A read-only scope (a viewer's) makes the transaction `READ ONLY`.
 pub async fn begin(
     pool: &PgPool,
-    scope: Scope<'_>,
+    scope: impl TenantScope,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    set_scope(&mut tx, scope).await?;
+    if scope.read_only() {
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    set_scope(&mut tx, scope.scope()).await?;
     Ok(tx)
 }
 

@@ -5,8 +5,8 @@
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
 //!
-//! Background tasks, on every replica: snapshot partitions for the coming months (daily) and
-//! gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
+//! Background tasks, on every replica: snapshot partitions for the coming months (daily),
+//! reloading the access-token signing keys (every 30 s) and gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
 //! `db::liveness` makes safe for several replicas at once).
 //!
 //! Shutdown order: stop accepting, let in-flight requests finish (bounded by
@@ -24,7 +24,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, AppState, RateLimiter};
+use crate::api::{self, AppState, LoginLimiter, RateLimiter};
+use crate::auth::KeyRing;
 use crate::config::{Config, Liveness};
 use crate::db;
 use crate::pki::GatewayCa;
@@ -55,6 +56,13 @@ impl Server {
         db::admin::ensure_snapshot_partitions(&pool, PARTITION_MONTHS_AHEAD).await?;
         let ca = GatewayCa::load_or_create(&config.data_dir)
             .context("cannot load or create the gateway CA")?;
+        let keys = KeyRing::load_or_create(&config.data_dir)
+            .context("cannot load or create the access-token signing keys")?;
+        // The dummy hash unknown users are checked against is made now, so that the first
+        // such login does not take longer than the others.
+        tokio::task::spawn_blocking(|| crate::auth::verify_against_dummy(""))
+            .await
+            .context("cannot prepare password checks")?;
         let tls = mtls::server_config(&ca, &config.sync_names)?;
         let public = TcpListener::bind(config.listen)
             .await
@@ -68,6 +76,11 @@ impl Server {
             limits: config.limits,
             rate: Arc::new(RateLimiter::new(config.rate_per_sec, config.rate_burst)),
             liveness: config.liveness,
+            keys: Arc::new(keys),
+            login_limits: Arc::new(LoginLimiter::new(
+                config.login_limits,
+                config.trusted_proxies,
+            )),
         };
         Ok(Self {
             state,
@@ -98,8 +111,12 @@ impl Server {
         let tracker = TaskTracker::new();
         tracing::info!(public = ?self.public.local_addr().ok(), sync = ?self.sync.local_addr().ok(), "serving");
 
-        let public = axum::serve(self.public, api::public_router(self.state.clone()))
-            .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        let public = axum::serve(
+            self.public,
+            api::public_router(self.state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
         tracker.spawn(async move {
             if let Err(err) = public.await {
                 tracing::error!(error = %err, "public listener failed");
@@ -113,6 +130,7 @@ impl Server {
             tracker.clone(),
         ));
         tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
+        tracker.spawn(key_reload(self.state.keys.clone(), cancel.clone()));
         tracker.spawn(liveness_watch(
             self.state.pool.clone(),
             self.state.liveness,
@@ -145,6 +163,26 @@ async fn partition_upkeep(pool: sqlx::PgPool, cancel: CancellationToken) {
         if let Err(err) = db::admin::ensure_snapshot_partitions(&pool, PARTITION_MONTHS_AHEAD).await
         {
             tracing::error!(error = %err, "cannot create snapshot partitions");
+        }
+    }
+}
+
+/// Reads the signing-key directory again every `KeyRing::RELOAD_EVERY`, so an added key
+/// signs and a removed one stops verifying without a restart.
+async fn key_reload(keys: Arc<KeyRing>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(KeyRing::RELOAD_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let keys = keys.clone();
+        match tokio::task::spawn_blocking(move || keys.reload()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "cannot reload the signing keys"),
+            Err(err) => tracing::error!(error = %err, "signing-key reload panicked"),
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub(crate) mod gateway;
+pub(crate) mod people;
 pub(crate) mod records;
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cloud_sync::{Config, Liveness, Server, db};
+use cloud_sync::{Config, Liveness, LoginLimits, Server, db};
 use shared::sync::Limits;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -53,6 +54,7 @@ pub(crate) struct Options {
     pub(crate) rate_per_sec: f64,
     pub(crate) rate_burst: u32,
     pub(crate) liveness: Liveness,
+    pub(crate) login_limits: LoginLimits,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             rate_per_sec: 1000.0,
             rate_burst: 1000,
             liveness: Liveness::default(),
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -96,6 +99,8 @@ impl TestCloud {
             rate_per_sec: options.rate_per_sec,
             rate_burst: options.rate_burst,
             liveness: options.liveness,
+            login_limits: options.login_limits,
+            trusted_proxies: Vec::new(),
         };
         let server = Server::bind(config).await.expect("bind the cloud");
         let public = server.public_addr().expect("addr");

@@ -53,8 +53,6 @@ pub enum Outcome {
     Refused { status: StatusCode, message: String },
     /// No usable answer: unreachable, timed out, a server error, an unreadable answer.
     Failed { message: String },
-    /// Given up by the lane before an answer came, to send again with newer records.
-    Superseded,
 }
 
 /// The cloud's error body, `{"error": {"code", "message"}, "expected_seq"?}`.
@@ -74,6 +72,9 @@ struct ErrorDetail {
 #[derive(Debug, Clone)]
 pub struct SyncClient {
     http: reqwest::Client,
+    /// The same, keeping no idle connections: a request on it always opens a new one (see
+    /// [`SyncClient::send_fresh`]).
+    fresh: reqwest::Client,
     url: reqwest::Url,
     limits: Limits,
 }
@@ -88,17 +89,24 @@ impl SyncClient {
         settings: &SyncSettings,
     ) -> Result<SyncClient, ClientError> {
         let tls = tls_config(data_dir, gateway)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Identity(format!("cannot build the sync client: {e}")))?;
+        let build = |pooled: bool| {
+            let mut builder = reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(settings.request_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .tcp_nodelay(true)
+                .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")));
+            if !pooled {
+                builder = builder.pool_max_idle_per_host(0);
+            }
+            builder
+                .build()
+                .map_err(|e| ClientError::Identity(format!("cannot build the sync client: {e}")))
+        };
         Ok(SyncClient {
-            http,
+            http: build(true)?,
+            fresh: build(false)?,
             url: sync_url.endpoint(SYNC_PATH),
             limits: Limits::default(),
         })
@@ -110,17 +118,49 @@ impl SyncClient {
     }
 
     /// Sends `batch` and sorts the answer, within `timeout` if given (else the configured
-    /// request timeout).
-    pub async fn send_within(&self, batch: &SyncBatch, timeout: Option<Duration>) -> Outcome {
-        let body = match encode_batch(batch) {
-            Ok(body) => body,
-            Err(e) => {
-                return Outcome::Failed {
-                    message: format!("cannot encode the batch: {e}"),
-                };
+    /// request timeout). The returned future does not borrow `batch`.
+    pub fn send_within(
+        &self,
+        batch: &SyncBatch,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Outcome> + use<'_> {
+        self.send_on(&self.http, batch, timeout)
+    }
+
+    /// Like [`SyncClient::send_within`], on a connection opened for this request: never one
+    /// from the pool, which may be as dead as the one a hung request is stuck on.
+    pub fn send_fresh(
+        &self,
+        batch: &SyncBatch,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Outcome> + use<'_> {
+        self.send_on(&self.fresh, batch, timeout)
+    }
+
+    fn send_on<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        batch: &SyncBatch,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Outcome> + use<'a> {
+        let body = encode_batch(batch).map_err(|e| Outcome::Failed {
+            message: format!("cannot encode the batch: {e}"),
+        });
+        async move {
+            match body {
+                Ok(body) => self.post(http, body, timeout).await,
+                Err(failed) => failed,
             }
-        };
-        let mut request = self.http.post(self.url.clone());
+        }
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Outcome {
+        let mut request = http.post(self.url.clone());
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

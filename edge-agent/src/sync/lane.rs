@@ -11,9 +11,10 @@
 //!   backoff is cut short when the other lane gets through (the link is back: both go at
 //!   once) and, on the alert lane, when a new alert record is written: an alert never waits
 //!   out a timer set before it existed.
-//! - A request on the alert lane times out after at most 10 s, and one in flight for over a
-//!   second is given up as soon as a new alert is written, then sent again with it at once: a
-//!   connection that went dead without a reset (a black hole) never holds a new alert.
+//! - A request on the alert lane times out after at most 10 s, and when one has been in flight
+//!   for over a second and a new alert is written, a second request with the newer records
+//!   goes beside it: a connection that went dead without a reset (a black hole) never holds a
+//!   new alert, and a slow link is not made slower by cancelled requests.
 //! - A batch the cloud cannot read (400) is retried one record at a time; the record refused
 //!   alone is handed to the engine as a dead letter and the lane moves on. Should the cloud
 //!   refuse [`MAX_DEAD_LETTERS_IN_A_ROW`] records alone in a row, the fault is more likely the
@@ -42,12 +43,12 @@ const MAX_DEAD_LETTERS_IN_A_ROW: u32 = 3;
 /// and a request lost in a dead connection must not hold alerts for long.
 const ALERT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An alert request in flight this long is given up when a new alert is written, and the lane
-/// sends again at once with the new record: a connection that went dead (a link that dropped
-/// without a reset) must not hold a new alert until the timeout. Giving up is safe, the cloud
-/// merges each record once; the delay keeps a busy school's stream of alerts from cancelling
-/// requests that are merely in progress.
-const ALERT_GIVE_UP_AFTER: Duration = Duration::from_secs(1);
+/// When an alert request has been in flight this long and a new alert is written, the lane
+/// sends a second request beside it with the newer records, and takes whichever answers first
+/// with an ack: a connection that went dead without a reset (a black hole) then holds no new
+/// alert, and a link that is merely slow still delivers, because the first request is not
+/// cancelled. Sending records twice is safe, the cloud merges each once.
+const ALERT_HEDGE_AFTER: Duration = Duration::from_secs(1);
 
 /// Everything one lane's loop needs.
 pub(super) struct LaneLoop {
@@ -153,15 +154,9 @@ impl LaneLoop {
             }
             waited_for_more = false;
 
-            let sent = records.len();
-            let batch = SyncBatch {
-                gateway_id: self.gateway_id.clone(),
-                school_id: self.school_id.clone(),
-                epoch,
-                lane: self.lane,
-                records,
-            };
-            let outcome = self.send(&batch).await;
+            let batch = self.batch(epoch, records);
+            let (outcome, batch) = self.send(batch, &mut reader, max).await;
+            let sent = batch.records.len();
             let records = batch.records;
             // After an answer the next heartbeat is a period away; after a failure it is due
             // as soon as the backoff allows, so a returning link is noticed at the backoff's
@@ -250,10 +245,6 @@ impl LaneLoop {
                     }
                 }
                 Outcome::TooFast { retry_after } => Next::Hold(retry_after),
-                Outcome::Superseded => {
-                    tracing::info!(lane = %self.lane, "a new alert while a request hung; sending again");
-                    Next::Continue
-                }
                 Outcome::Gap { expected } => {
                     let first = records.first().map_or(0, |r| r.seq.get());
                     let message = format!(
@@ -306,29 +297,77 @@ impl LaneLoop {
             .build()
     }
 
-    async fn send(&self, batch: &SyncBatch) -> Outcome {
-        let (timeout, superseded) = if self.lane == Lane::Alert {
-            let started = Instant::now();
-            let superseded = async move {
-                tokio::time::sleep_until(started + ALERT_GIVE_UP_AFTER).await;
-                self.signals.lane(Lane::Alert).notified().await;
-            };
-            (
-                Some(self.settings.request_timeout.min(ALERT_REQUEST_TIMEOUT)),
-                futures_util::future::Either::Left(superseded),
-            )
-        } else {
-            (
-                None,
-                futures_util::future::Either::Right(std::future::pending()),
-            )
+    fn batch(&self, epoch: Epoch, records: Vec<Record>) -> SyncBatch {
+        SyncBatch {
+            gateway_id: self.gateway_id.clone(),
+            school_id: self.school_id.clone(),
+            epoch,
+            lane: self.lane,
+            records,
+        }
+    }
+
+    /// Sends `batch`; on the alert lane, hedged (see [`ALERT_HEDGE_AFTER`]). Returns the
+    /// outcome with the batch it answers.
+    async fn send(
+        &self,
+        batch: SyncBatch,
+        reader: &mut Option<Reader>,
+        max: u32,
+    ) -> (Outcome, SyncBatch) {
+        let stopping = || Outcome::Failed {
+            message: "stopping".into(),
         };
-        tokio::select! {
-            outcome = self.client.send_within(batch, timeout) => outcome,
+        if self.lane != Lane::Alert {
             // A request cut off by the stop is sent again at the next start; the cloud merges
             // each record once.
-            () = self.shutdown.cancelled() => Outcome::Failed { message: "stopping".into() },
-            () = superseded => Outcome::Superseded,
+            let request = self.client.send_within(&batch, None);
+            return tokio::select! {
+                outcome = request => (outcome, batch),
+                () = self.shutdown.cancelled() => (stopping(), batch),
+            };
+        }
+        let timeout = Some(self.settings.request_timeout.min(ALERT_REQUEST_TIMEOUT));
+        let first = self.client.send_within(&batch, timeout);
+        tokio::pin!(first);
+        let hedge_due = async {
+            tokio::time::sleep(ALERT_HEDGE_AFTER).await;
+            self.signals.lane(Lane::Alert).notified().await;
+        };
+        tokio::select! {
+            outcome = &mut first => return (outcome, batch),
+            () = self.shutdown.cancelled() => return (stopping(), batch),
+            () = hedge_due => {}
+        }
+        // A new alert while the request hangs: send what the lane holds now beside it.
+        let newer = match self.read(reader, max).await {
+            Ok(Some((epoch, records))) if epoch == batch.epoch => self.batch(epoch, records),
+            _ => batch.clone(),
+        };
+        tracing::info!(lane = %self.lane, records = newer.records.len(), "a request hangs and a new alert waits; sending beside it");
+        let second = self.client.send_fresh(&newer, timeout);
+        tokio::pin!(second);
+        // The first acknowledgement wins; a failure waits for the other request.
+        let mut first_failed: Option<Outcome> = None;
+        let mut second_failed: Option<Outcome> = None;
+        loop {
+            tokio::select! {
+                outcome = &mut first, if first_failed.is_none() => match outcome {
+                    Outcome::Acked(_) => return (outcome, batch),
+                    failure => match second_failed.take() {
+                        Some(_) => return (failure, batch),
+                        None => first_failed = Some(failure),
+                    },
+                },
+                outcome = &mut second, if second_failed.is_none() => match outcome {
+                    Outcome::Acked(_) => return (outcome, newer),
+                    failure => match first_failed.take() {
+                        Some(_) => return (failure, newer),
+                        None => second_failed = Some(failure),
+                    },
+                },
+                () = self.shutdown.cancelled() => return (stopping(), batch),
+            }
         }
     }
 

@@ -1,7 +1,10 @@
-//! The gateway under systemd: the real `edge-agent run`
+//! The gateway under systemd: the unit files in `systemd/` verify, and the real `edge-agent run`
 //! speaks the notify protocol to a socket the test binds as systemd would (`NOTIFY_SOCKET`,
 //! `WATCHDOG_USEC`): `READY=1` once it listens, `WATCHDOG=1` while the alert engine turns,
 //! none while the engine is stuck, `STOPPING=1` on SIGTERM.
+//!
+//! `systemd-analyze` comes from Debian's `systemd` package, which `cargo xtask test` installs
+//! when it is missing; the test fails, never skips, without it.
 
 // Helpers here are not `#[test]` functions, which clippy.toml's allow-unwrap-in-tests covers.
 #![allow(clippy::unwrap_used)]
@@ -17,6 +20,96 @@ use common::agent::RunningAgent;
 use common::button::FwDevice;
 use firmware_protocol::{AckState, PressPattern};
 use tokio::net::UnixDatagram;
+
+/// Both units verify as installed: `systemd-analyze verify --root` on a throwaway root that
+/// holds the system's own units (the targets ours depend on), ours where a package puts them,
+/// and the binaries this build made at their `ExecStart=` paths (verify insists that they
+/// exist and are executable). Warnings count as failures: verify exits 0 on an unknown key or
+/// a value it cannot parse, and only says so. The offline security audit must stay at
+/// systemd's "OK" (exposure at most 2.0), so weakening the hardening fails here.
+#[tokio::test]
+async fn the_unit_files_verify_and_stay_hardened() {
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let units = root.path().join("usr/lib/systemd/system");
+    copy_dir(Path::new("/usr/lib/systemd/system"), &units);
+    let repo_units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    for unit in UNITS {
+        std::fs::copy(repo_units.join(unit), units.join(unit)).unwrap();
+    }
+    let bin = root.path().join("usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    install_binary(
+        Path::new(env!("CARGO_BIN_EXE_edge-agent")),
+        &bin.join("edge-agent"),
+    );
+    install_binary(common::cloud::cloud_sync_bin(), &bin.join("cloud-sync"));
+
+    let out = analyze(root.path(), &["verify"], &UNITS);
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for unit in UNITS {
+        let out = analyze(
+            root.path(),
+            &["security", "--offline=yes", "--threshold=20"],
+            &[unit],
+        );
+        assert!(
+            out.status.success(),
+            "{unit} is less hardened than it was:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    // The check can fail: a key systemd does not know is reported.
+    let broken = std::fs::read_to_string(units.join(UNITS[0])).unwrap();
+    let broken = broken.replace("[Service]\n", "[Service]\nProtectSystem=stricter\n");
+    std::fs::write(units.join(UNITS[0]), broken).unwrap();
+    let out = analyze(root.path(), &["verify"], &UNITS[..1]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stricter"),
+        "{out:?}"
+    );
+}
+
+const UNITS: [&str; 2] = ["hallwatch-edge.service", "hallwatch-cloud.service"];
+
+fn analyze(root: &Path, command: &[&str], units: &[&str]) -> std::process::Output {
+    Command::new("systemd-analyze")
+        .args(command)
+        .arg(format!("--root={}", root.display()))
+        .args(units)
+        .output()
+        .expect("systemd-analyze runs (Debian's `systemd` package; `cargo xtask test` installs it)")
+}
+
+/// Copies a unit directory: files, and symbolic links as links (`*.wants/` entries).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), target).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The build's binary at `to`: a hard link (the root is in the target directory), else a copy.
+fn install_binary(from: &Path, to: &Path) {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).unwrap();
+    }
+}
 
 /// `WatchdogSec=2s`: the shortest the agent supports (the engine turns every 500 ms when idle).
 const WATCHDOG_USEC: &str = "2000000";

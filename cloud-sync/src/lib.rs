@@ -14,7 +14,7 @@
 //!   `GET /api/v1/me`, enrollment, sync, the rate limits, the JSON error type.
 //! - [`server`]: binding and running the public and the mTLS sync listeners; the accept loop
 //!   that puts each connection's certificate identity into its requests; the background
-//!   tasks (snapshot partitions, gateway liveness).
+//!   tasks (snapshot partitions, gateway liveness); systemd's notify protocol and watchdog.
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!

@@ -6,6 +6,10 @@
 //! device listener and connections), then the sync loop (it reports to the engine), then let
 //! the engine commit what it has taken in and stop, then close the database (the engine owns
 //! the only writing connection).
+//!
+//! Under systemd, [`run`] sends `READY=1` once [`Agent::start`] has returned (the listeners are
+//! bound and served, the engine runs), pings the watchdog while the engine's loop turns, and
+//! sends `STOPPING=1` before the stop begins (see `service`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +24,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineHandle};
 use crate::gateway::Gateway;
 use crate::install::ensure_operator_token;
+use crate::service::{self, Watchdog};
 use crate::store::{DB_FILE, Store};
 use crate::sync::SyncLoop;
 
@@ -133,11 +138,21 @@ pub async fn run(data_dir: &Path, shutdown: impl Future<Output = ()>) -> anyhow:
     let mut agent = Agent::start(&config, data_dir)
         .await
         .with_context(|| format!("cannot start the agent in {}", data_dir.display()))?;
+    service::ready(&format!(
+        "devices on {}, dashboard on {}",
+        agent.mqtt_addr, agent.http_addr
+    ));
+    let watchdog_stop = CancellationToken::new();
+    if let Some(watchdog) = Watchdog::from_env() {
+        tokio::spawn(watchdog.run(agent.engine.heartbeat(), watchdog_stop.clone()));
+    }
     tokio::pin!(shutdown);
     let failed = tokio::select! {
         () = &mut shutdown => None,
         why = agent.failed() => Some(why),
     };
+    service::stopping();
+    watchdog_stop.cancel();
     tracing::info!("stopping: closing the dashboard and device connections");
     agent.stop().await;
     match failed {

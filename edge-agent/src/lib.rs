@@ -18,6 +18,8 @@
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - `files` (private): writing new files and replacing files atomically.
+//! - `service` (private): systemd's notify protocol: readiness, stopping, and the watchdog
+//!   that pings only while the engine's loop turns. The only module that speaks to systemd.
 //!
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
@@ -46,6 +48,7 @@ pub mod install;
 pub mod integration;
 pub mod occupancy;
 pub mod pki;
+mod service;
 pub mod simulate;
 pub mod store;
 pub mod sync;

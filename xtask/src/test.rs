@@ -38,11 +38,13 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
 
 /// Programs the tests run as independent clients, each with the Debian package that has it.
 /// The tests fail (never skip) when one is missing, so this is where they come from.
-/// Chromium drives the dashboard pages headless (edge-agent/tests/common/browser.rs).
+/// Chromium drives the dashboard pages headless (edge-agent/tests/common/browser.rs);
+/// `systemd-analyze` verifies the unit files in `systemd/` (edge-agent/tests/systemd.rs).
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("mosquitto_pub", "mosquitto-clients"),
     ("mosquitto_sub", "mosquitto-clients"),
     ("chromium", "chromium"),
+    ("systemd-analyze", "systemd"),
 ];
 
 fn run_tests(url: &str, extra: &[String]) -> Result<()> {

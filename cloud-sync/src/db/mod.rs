@@ -152,6 +152,13 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Proof that the pool hands out a connection and Postgres answers: the service watchdog's
+/// check. Touches no table, so it needs no scope.
+pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// Refuses a pool whose role is a superuser or bypasses row-level security: the service must
 /// run as [`APP_ROLE`] (or a role like it) so a forgotten scope cannot leak.
 pub async fn ensure_unprivileged(pool: &PgPool) -> Result<(), DbError> {

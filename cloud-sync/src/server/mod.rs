@@ -4,6 +4,8 @@
 //!
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
+//! - `service`: systemd's notify protocol: `READY=1` once both listeners are served,
+//!   `STOPPING=1` at shutdown, and the watchdog, which pings only while the pool answers.
 //!
 //! Background tasks, on every replica: snapshot partitions for the coming months (daily),
 //! reloading the access-token signing keys (every 30 s) and gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
@@ -13,6 +15,7 @@
 //! [`SHUTDOWN_GRACE`]), then close the pool.
 
 mod mtls;
+mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,6 +113,11 @@ impl Server {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracing::info!(public = ?self.public.local_addr().ok(), sync = ?self.sync.local_addr().ok(), "serving");
+        let status = format!(
+            "public on {}, sync on {}",
+            local(&self.public),
+            local(&self.sync)
+        );
 
         let public = axum::serve(
             self.public,
@@ -136,9 +144,15 @@ impl Server {
             self.state.liveness,
             cancel.clone(),
         ));
+        if let Some(watchdog) = service::Watchdog::from_env() {
+            tracker.spawn(watchdog.run(self.state.pool.clone(), cancel.clone()));
+        }
+        // Both listeners were bound in `bind` and are served from here on.
+        service::ready(&status);
 
         shutdown.await;
         tracing::info!("shutting down");
+        service::stopping();
         cancel.cancel();
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -150,6 +164,13 @@ impl Server {
         self.state.pool.close().await;
         Ok(())
     }
+}
+
+/// A listener's address for people.
+fn local(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|e| format!("? ({e})"), |addr| addr.to_string())
 }
 
 /// Creates the coming months' snapshot partitions once a day.

@@ -18,10 +18,13 @@
 //! - `telemetry`: device health, room counts and school snapshots;
 //! - `press_map`: which alert a press pattern raises;
 //! - `cloud`: what the sync loop reports: acknowledgements (the outbox shrinks), commands from
-//!   the cloud (carried out once, through the same paths as the dashboard's), dead letters.
+//!   the cloud (carried out once, through the same paths as the dashboard's), dead letters;
+//! - `heartbeat`: the loop's proof of life, renewed on every turn (at least every
+//!   [`TURN_AT_LEAST_EVERY`]), which the service watchdog reads.
 
 mod alerts;
 mod cloud;
+mod heartbeat;
 mod press_map;
 mod telemetry;
 
@@ -48,6 +51,7 @@ use crate::view::AlertView;
 
 pub use alerts::{CommandError, StaffVerb};
 pub use cloud::SyncInput;
+pub use heartbeat::{Heartbeat, TURN_AT_LEAST_EVERY};
 pub use press_map::{
     DEFAULT as DEFAULT_PRESS_MAP, PressMapError, format_press_map, parse_press_map,
 };
@@ -116,6 +120,7 @@ pub struct EngineHandle {
     events: broadcast::Sender<StoredEvent>,
     outbox: Arc<OutboxSignals>,
     epoch: shared::ids::Epoch,
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// Woken after every commit that appended to a lane of the outbox, so the sync loop sends at
@@ -169,6 +174,11 @@ impl EngineHandle {
     pub fn epoch(&self) -> shared::ids::Epoch {
         self.epoch
     }
+
+    /// When the engine's loop last turned (see [`Heartbeat`]).
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        Arc::clone(&self.heartbeat)
+    }
 }
 
 /// A running engine: its handle and its thread.
@@ -196,6 +206,7 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let outbox = Arc::new(OutboxSignals::default());
         let epoch = store.start_epoch(UnixMillis::now())?;
+        let heartbeat = Arc::new(Heartbeat::new());
         // The configured rooms, so profiles carry their building and floor.
         let tx = store.batch()?;
         tx.replace_rooms(&config.rooms)?;
@@ -205,6 +216,7 @@ impl Engine {
             .enable_time()
             .build()
             .map_err(EngineError::Thread)?;
+        let beats = Arc::clone(&heartbeat);
         let thread = std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
@@ -215,6 +227,7 @@ impl Engine {
                     requests,
                     sync,
                     shutdown,
+                    heartbeat: beats,
                 };
                 runtime.block_on(actor.run());
             })
@@ -226,6 +239,7 @@ impl Engine {
                 events,
                 outbox,
                 epoch,
+                heartbeat,
             },
             thread,
         })
@@ -255,18 +269,22 @@ struct Worker {
     requests: mpsc::Receiver<Request>,
     sync: mpsc::Receiver<SyncInput>,
     shutdown: CancellationToken,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Worker {
     async fn run(&mut self) {
         loop {
+            // Every turn is proof of life; an idle engine still turns every
+            // TURN_AT_LEAST_EVERY, so only a turn that never ends lets the heartbeat age.
+            self.heartbeat.beat();
             let deadline = self.state.next_deadline();
-            let sleep = async {
-                match deadline.and_then(|at| at.duration_since(UnixMillis::now())) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None if deadline.is_some() => {}
-                    None => std::future::pending().await,
-                }
+            let wait = match deadline {
+                Some(at) => at
+                    .duration_since(UnixMillis::now())
+                    .unwrap_or(Duration::ZERO)
+                    .min(TURN_AT_LEAST_EVERY),
+                None => TURN_AT_LEAST_EVERY,
             };
             let mut inputs = Vec::new();
             tokio::select! {
@@ -275,7 +293,12 @@ impl Worker {
                 Some(request) = self.requests.recv() => inputs.push(Input::Request(request)),
                 Some(report) = self.sync.recv() => inputs.push(Input::Sync(report)),
                 Some(uplink) = self.uplinks.recv() => inputs.push(Input::Uplink(uplink)),
-                () = sleep => {}
+                () = tokio::time::sleep(wait) => {
+                    // Woken only to beat: no transaction for nothing.
+                    if deadline.is_none_or(|at| at > UnixMillis::now()) {
+                        continue;
+                    }
+                }
             }
             // Whatever else is waiting joins this transaction; requests first, a person is
             // waiting on them.

@@ -55,8 +55,16 @@ impl Gateway {
     }
 
     /// Rewrites `agent.toml` for loopback ports and appends `extra` (TOML sections), then
-    /// starts `edge-agent run`.
+    /// starts `edge-agent run` and waits until both listeners accept connections.
     pub(crate) async fn run_agent(&self, extra: &str) -> RunningAgent {
+        let mut agent = self.spawn_agent(extra, &[]);
+        agent.wait_listening().await;
+        agent
+    }
+
+    /// Like [`Gateway::run_agent`] with `env` added to the process's environment, and without
+    /// waiting for anything.
+    pub(crate) fn spawn_agent(&self, extra: &str, env: &[(&str, &str)]) -> RunningAgent {
         let (mqtt_port, http_port) = (free_port(), free_port());
         let path = self.data.join("agent.toml");
         let config = super::read(&path);
@@ -92,10 +100,15 @@ impl Gateway {
             SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])),
             SocketAddr::from((Ipv4Addr::LOCALHOST, ports[1])),
         );
-        self.start_process(mqtt, http).await
+        self.start_process(mqtt, http, env)
     }
 
-    async fn start_process(&self, mqtt: SocketAddr, http: SocketAddr) -> RunningAgent {
+    fn start_process(
+        &self,
+        mqtt: SocketAddr,
+        http: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> RunningAgent {
         let log = self.tmp.path().join("agent.log");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -105,32 +118,17 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
             .args(["run", "--data-dir", super::s(&self.data)])
             .env("RUST_LOG", "edge_agent=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut process = Killed(child);
-        for addr in [mqtt, http] {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while tokio::net::TcpStream::connect(addr).await.is_err() {
-                if let Some(status) = process.0.try_wait().unwrap() {
-                    panic!(
-                        "edge-agent run exited ({status}):\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "nothing listens on {addr}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        // `init` wrote the operator token; `run` only reads it.
         let token = super::read(&self.data.join("operator-token"))
             .trim()
             .to_owned();
         RunningAgent {
-            process,
+            process: Killed(child),
             mqtt,
             http,
             token,
@@ -148,6 +146,27 @@ pub(crate) fn http_client() -> reqwest::Client {
 }
 
 impl RunningAgent {
+    /// Waits up to 20 s until both listeners accept connections; fails if the agent exits.
+    pub(crate) async fn wait_listening(&mut self) {
+        for addr in [self.mqtt, self.http] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                self.assert_running();
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nothing listens on {addr}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Fails the test, with the agent's log, if the process has exited.
+    pub(crate) fn assert_running(&mut self) {
+        if let Some(status) = self.process.0.try_wait().unwrap() {
+            panic!("edge-agent run exited ({status}):\n{}", self.log());
+        }
+    }
     /// `http://127.0.0.1:PORT{path}`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)

@@ -218,20 +218,15 @@ impl State {
         now: UnixMillis,
         effects: &mut Effects,
     ) -> Result<CommandOutcome, StoreError> {
-        let open_before = self.alerts.open_count();
         let actor = Actor::new(Source::Cloud, by);
-        let outcome = self
-            .alerts
-            .staff(tx, alert, verb, &actor, None, now, effects)?;
-        if self.alerts.open_count() != open_before {
-            self.telemetry.changed(now);
-        }
-        Ok(match outcome {
-            Ok(_) => CommandOutcome::Applied,
-            Err(e) => CommandOutcome::Rejected {
-                reason: e.to_string(),
+        Ok(
+            match self.staff(tx, alert, verb, &actor, None, now, effects)? {
+                Ok(_) => CommandOutcome::Applied,
+                Err(e) => CommandOutcome::Rejected {
+                    reason: e.to_string(),
+                },
             },
-        })
+        )
     }
 }
 

@@ -638,17 +638,34 @@ impl State {
                 note,
                 ..
             } => {
-                let open_before = self.alerts.open_count();
-                let outcome =
-                    self.alerts
-                        .staff(tx, alert, *verb, actor, note.as_deref(), now, effects)?;
-                if self.alerts.open_count() != open_before {
-                    self.telemetry.changed(now);
-                }
+                let outcome = self.staff(tx, alert, *verb, actor, note.as_deref(), now, effects)?;
                 effects.replies.push((index, outcome));
                 Ok(())
             }
         }
+    }
+
+    /// A person's acknowledge, resolve or cancel, from the dashboard or the cloud; a change in
+    /// the number of open alerts is a change for the next snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn staff(
+        &mut self,
+        tx: &crate::store::Batch<'_>,
+        alert: &AlertId,
+        verb: StaffVerb,
+        actor: &Actor,
+        note: Option<&str>,
+        now: UnixMillis,
+        effects: &mut Effects,
+    ) -> Result<Result<AlertView, CommandError>, StoreError> {
+        let open_before = self.alerts.open_count();
+        let outcome = self
+            .alerts
+            .staff(tx, alert, verb, actor, note, now, effects)?;
+        if self.alerts.open_count() != open_before {
+            self.telemetry.changed(now);
+        }
+        Ok(outcome)
     }
 
     fn timers(

@@ -8,7 +8,7 @@ use shared::ids::DeviceId;
 use super::bundle::{
     BundleFile, BundleJson, GatewayAddr, Pems, Topics, nvs_csv, write_bundle_files,
 };
-use super::{BUNDLE_FILES, CRL_FILE, InstallError, io};
+use super::{BUNDLE_FILES, CRL_FILE, InstallError, ensure_no_bundle, io};
 use crate::config::Config;
 use crate::pki::{self, Ca, Validity};
 use crate::store::{DB_FILE, DeviceRow, NewDevice, Store};
@@ -44,19 +44,7 @@ pub fn add_device(
 ) -> Result<AddedDevice, InstallError> {
     let config = Config::load(data_dir)?;
     let host = config.device_host().ok_or(InstallError::NoDeviceHost)?;
-    if let Some(existing) = BUNDLE_FILES
-        .iter()
-        .map(|f| out.join(f))
-        .find(|p| p.exists())
-    {
-        return Err(InstallError::BundleDir {
-            dir: out.to_owned(),
-            reason: format!(
-                "already holds {}; choose an empty directory",
-                existing.display()
-            ),
-        });
-    }
+    ensure_no_bundle(out, BUNDLE_FILES)?;
     let topic = |t: Result<String, firmware_protocol::TopicError>| {
         t.map_err(|e| InstallError::Topic(device.id.clone(), e.to_string()))
     };

@@ -7,7 +7,7 @@ use shared::UnixMillis;
 
 use super::bundle::{BundleFile, write_bundle_files};
 use super::device::{RevokedDevice, date};
-use super::{CRL_FILE, InstallError, io};
+use super::{CRL_FILE, InstallError, ensure_no_bundle, io};
 use crate::config::Config;
 use crate::integration::IntegrationId;
 use crate::pki::{self, Ca, Validity};
@@ -42,19 +42,7 @@ pub fn add_integration(
 ) -> Result<AddedIntegration, InstallError> {
     let config = Config::load(data_dir)?;
     let host = config.device_host().ok_or(InstallError::NoDeviceHost)?;
-    if let Some(existing) = INTEGRATION_BUNDLE_FILES
-        .iter()
-        .map(|f| out.join(f))
-        .find(|p| p.exists())
-    {
-        return Err(InstallError::BundleDir {
-            dir: out.to_owned(),
-            reason: format!(
-                "already holds {}; choose an empty directory",
-                existing.display()
-            ),
-        });
-    }
+    ensure_no_bundle(out, INTEGRATION_BUNDLE_FILES)?;
     let mut store = Store::open(&data_dir.join(DB_FILE))?;
     let ca = Ca::load(data_dir)?;
     let now = UnixMillis::now();

@@ -9,7 +9,7 @@ mod init;
 mod integration;
 mod token;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shared::ids::DeviceId;
 
@@ -72,6 +72,21 @@ impl InstallError {
             InstallError::Config(_) | InstallError::NoDeviceHost => 64,
             _ => 1,
         }
+    }
+}
+
+/// Refuses `out` if it holds any of a bundle's `files` already: a bundle is never written
+/// over another.
+fn ensure_no_bundle(out: &Path, files: &[&str]) -> Result<(), InstallError> {
+    match files.iter().map(|f| out.join(f)).find(|p| p.exists()) {
+        Some(existing) => Err(InstallError::BundleDir {
+            dir: out.to_owned(),
+            reason: format!(
+                "already holds {}; choose an empty directory",
+                existing.display()
+            ),
+        }),
+        None => Ok(()),
     }
 }
 

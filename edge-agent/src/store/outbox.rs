@@ -119,7 +119,7 @@ impl Store {
 
     /// Every outbox record of `lane`, oldest first, with its epoch (for tests and tools).
     pub fn outbox(&self, lane: Lane) -> Result<Vec<(Epoch, Record)>, StoreError> {
-        read_records(&self.conn, lane, None, u32::MAX, usize::MAX)
+        read_records(&self.conn, lane, false, u32::MAX, usize::MAX)
     }
 
     /// The epochs this database has written under, oldest first.
@@ -481,19 +481,10 @@ impl Reader {
         max_records: u32,
         max_bytes: usize,
     ) -> Result<Option<(Epoch, Vec<Record>)>, StoreError> {
-        let first: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT epoch FROM outbox WHERE lane = ?1 ORDER BY seq LIMIT 1",
-                [lane.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(epoch) = first else {
+        let records = read_records(&self.conn, lane, true, max_records, max_bytes)?;
+        let Some(&(epoch, _)) = records.first() else {
             return Ok(None);
         };
-        let epoch = epoch_from(epoch)?;
-        let records = read_records(&self.conn, lane, Some(epoch), max_records, max_bytes)?;
         Ok(Some((epoch, records.into_iter().map(|(_, r)| r).collect())))
     }
 
@@ -540,12 +531,13 @@ impl Reader {
     }
 }
 
-/// Reads `lane`'s records in seq order, of `epoch` only if given, stopping at the first
-/// record of another epoch, after `max_records`, or before `max_bytes` would be passed.
+/// Reads `lane`'s records in seq order, stopping after `max_records`, before `max_bytes`
+/// would be passed, and with `one_epoch` at the first record of an epoch other than the
+/// first record's.
 fn read_records(
     conn: &rusqlite::Connection,
     lane: Lane,
-    epoch: Option<Epoch>,
+    one_epoch: bool,
     max_records: u32,
     max_bytes: usize,
 ) -> Result<Vec<(Epoch, Record)>, StoreError> {
@@ -558,7 +550,7 @@ fn read_records(
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let this = epoch_from(row.get(1)?)?;
-        if epoch.is_some_and(|e| e != this) {
+        if one_epoch && records.first().is_some_and(|(first, _)| *first != this) {
             break;
         }
         let body: Vec<u8> = row.get(3)?;

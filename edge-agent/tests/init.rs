@@ -178,3 +178,17 @@ fn a_broken_config_is_a_usage_error_naming_the_field() {
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("agent.toml"), "{err}");
 }
+
+#[test]
+fn status_refuses_a_missing_or_broken_config_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = fails(&["status", "--data-dir", s(tmp.path())]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("agent.toml"), "{err}");
+
+    let gw = Gateway::init();
+    gw.set("sync", "heartbeat_s", "0");
+    let (code, err) = fails(&["status", "--data-dir", s(&gw.data)]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("sync.heartbeat_s"), "{err}");
+}

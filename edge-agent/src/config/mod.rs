@@ -634,6 +634,46 @@ mod tests {
     }
 
     #[test]
+    fn sync_settings_default_and_are_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().sync, SyncSettings::default());
+        let text = format!("{GOOD}[sync]\nbatch_max_records = 50\noutbox_budget_mb = 2\n");
+        let sync = Config::parse(&text).unwrap().sync;
+        assert_eq!(sync.batch_max_records, 50);
+        assert_eq!(sync.outbox_budget_bytes, 2 * 1024 * 1024);
+        for (lines, field) in [
+            ("batch_max_records = 0", "sync.batch_max_records"),
+            ("batch_max_records = 10001", "sync.batch_max_records"),
+            ("batch_max_bytes = 100", "sync.batch_max_bytes"),
+            ("batch_wait_ms = 60001", "sync.batch_wait_ms"),
+            ("heartbeat_s = 0", "sync.heartbeat_s"),
+            ("request_timeout_s = 601", "sync.request_timeout_s"),
+            ("backoff_min_ms = 5", "sync.backoff_min_ms"),
+            ("backoff_max_s = 0", "sync.backoff_max_s"),
+            (
+                "backoff_min_ms = 5000\nbackoff_max_s = 2",
+                "sync.backoff_max_s",
+            ),
+            ("thin_after_s = 10", "sync.thin_after_s"),
+            ("thin_keep_every_s = 0", "sync.thin_keep_every_s"),
+            ("outbox_budget_mb = 0", "sync.outbox_budget_mb"),
+        ] {
+            let text = format!("{GOOD}[sync]\n{lines}\n");
+            assert_eq!(
+                field_of(Config::parse(&text).unwrap_err()),
+                field,
+                "{lines}"
+            );
+        }
+        let text = format!("{GOOD}[sync]\nbatch_size = 10\n");
+        assert!(
+            Config::parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("batch_size")
+        );
+    }
+
+    #[test]
     fn refuses_a_bad_ip() {
         let text = format!("{GOOD}[gateway]\nips = [\"10.0.0.300\"]\n");
         assert_eq!(field_of(Config::parse(&text).unwrap_err()), "gateway.ips");

@@ -226,3 +226,151 @@ async fn the_sync_listener_refuses_certificates_from_elsewhere(
     );
     cloud.stop().await;
 }
+
+/// `POST /api/v1/enroll/check` with `body`: (status, JSON answer).
+async fn check_raw(cloud: &TestCloud, body: String) -> (StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/enroll/check", cloud.public))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the cloud answers");
+    let status = response.status();
+    let retry = response.headers().get("retry-after").is_some();
+    let mut json: serde_json::Value = response.json().await.expect("a JSON answer");
+    if retry {
+        json["retry_after_header"] = true.into();
+    }
+    (status, json)
+}
+
+async fn check(cloud: &TestCloud, token: &str, school: &str) -> (StatusCode, serde_json::Value) {
+    check_raw(
+        cloud,
+        serde_json::json!({ "token": token, "school_id": school }).to_string(),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "cloud_sync::MIGRATOR")]
+async fn a_token_is_checked_without_being_used_up_and_each_refusal_is_named(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    let token = cloud.school("lincoln-high").await;
+
+    // Valid for its school, as often as asked: the token still enrolls afterwards.
+    for _ in 0..3 {
+        let (status, body) = check(&cloud, &token, "lincoln-high").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["school_id"], "lincoln-high");
+        let expires = body["expires_at"].as_i64().unwrap();
+        let now = shared::UnixMillis::now().get();
+        assert!(expires > now + 23 * 3600 * 1000 && expires <= now + 24 * 3600 * 1000 + 60_000);
+    }
+    // Another school's gateway: refused, naming the token's school.
+    let (status, body) = check(&cloud, &token, "oak-primary").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_school");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for school lincoln-high, not oak-primary"),
+        "{body}"
+    );
+    enroll(&cloud, &token).await.unwrap();
+    // Used, unknown, expired: the codes enrollment answers.
+    let (status, body) = check(&cloud, &token, "lincoln-high").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("token_used"))
+    );
+    let (status, body) = check(
+        &cloud,
+        "hwe_0123456789abcdef0123456789abcdef01234567",
+        "lincoln-high",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unknown_token"))
+    );
+    let expired = cloud.school_with_ttl("oak-primary", Duration::ZERO).await;
+    let (status, body) = check(&cloud, &expired, "oak-primary").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("token_expired"))
+    );
+    // Malformed and oversized bodies, and a school id that is not one.
+    let (status, body) = check_raw(&cloud, "{\"token\": 1}".into()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (status, _) = check(&cloud, &token, "not a school").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = check_raw(&cloud, format!("\"{}\"", "x".repeat(70_000))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+
+    // Refusals are audited; a successful check is not (it changes nothing).
+    let outcomes: Vec<(Option<String>, String)> = sqlx::query_as(
+        "SELECT school_id, outcome FROM audit_log WHERE action = 'enroll_check' \
+         ORDER BY audit_id",
+    )
+    .fetch_all(&cloud.owner)
+    .await
+    .unwrap();
+    let outcomes: Vec<(Option<&str>, &str)> = outcomes
+        .iter()
+        .map(|(s, o)| (s.as_deref(), o.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Some("lincoln-high"), "wrong_school"),
+            (Some("lincoln-high"), "token_used"),
+            (None, "unknown_token"),
+            (Some("oak-primary"), "token_expired"),
+        ]
+    );
+    cloud.stop().await;
+}
+
+#[sqlx::test(migrator = "cloud_sync::MIGRATOR")]
+async fn token_checks_share_the_source_address_budget_of_logins(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let options = common::Options {
+        login_limits: cloud_sync::LoginLimits {
+            per_account: cloud_sync::Quota {
+                burst: 100,
+                every: Duration::from_secs(1),
+            },
+            per_source: cloud_sync::Quota {
+                burst: 3,
+                every: Duration::from_secs(3600),
+            },
+        },
+        ..common::Options::default()
+    };
+    let cloud = TestCloud::start_with(&opts, options).await;
+    let token = cloud.school("lincoln-high").await;
+    for _ in 0..3 {
+        assert_eq!(
+            check(&cloud, &token, "lincoln-high").await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, body) = check(&cloud, &token, "lincoln-high").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["retry_after_header"], true);
+    cloud.stop().await;
+}

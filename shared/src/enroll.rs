@@ -13,6 +13,8 @@ use crate::ids::{GatewayId, SchoolId};
 
 /// Where the request goes, below the cloud's base URL.
 pub const ENROLL_PATH: &str = "/api/v1/enroll";
+/// Where a token is checked without being used, below the cloud's base URL.
+pub const ENROLL_CHECK_PATH: &str = "/api/v1/enroll/check";
 
 /// What the gateway sends.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +50,36 @@ pub struct EnrollResponse {
     pub ca_pem: String,
 }
 
+/// What an installer's tool sends to learn, before it writes anything, whether a token would
+/// enroll a gateway of `school_id`. The token is not used up.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollCheckRequest {
+    /// The token, as for [`EnrollRequest`].
+    pub token: String,
+    /// The school the gateway is set up for.
+    pub school_id: SchoolId,
+}
+
+impl fmt::Debug for EnrollCheckRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollCheckRequest")
+            .field("token", &"<redacted>")
+            .field("school_id", &self.school_id)
+            .finish()
+    }
+}
+
+/// The cloud's answer to a token that would enroll a gateway of the school asked about.
+/// Refusals are as for enrollment, plus 403 `wrong_school` for a valid token of another
+/// school (its message names that school).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollCheckResponse {
+    /// The token's school (the one asked about).
+    pub school_id: SchoolId,
+    /// When the token stops being valid, Unix milliseconds.
+    pub expires_at: crate::UnixMillis,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +99,23 @@ mod tests {
         let response: EnrollResponse = serde_json::from_str(text).unwrap();
         assert_eq!(response.gateway_id.as_str(), "gw-1");
         assert_eq!(serde_json::to_string(&response).unwrap(), text);
+    }
+
+    #[test]
+    fn the_check_json_is_fixed_and_keeps_the_token_out_of_debug() {
+        let request = EnrollCheckRequest {
+            token: "hwe_secret".into(),
+            school_id: "lincoln-high".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            r#"{"token":"hwe_secret","school_id":"lincoln-high"}"#
+        );
+        assert!(!format!("{request:?}").contains("secret"));
+        let text = r#"{"school_id":"lincoln-high","expires_at":1795253434052}"#;
+        let answer: EnrollCheckResponse = serde_json::from_str(text).unwrap();
+        assert_eq!(answer.expires_at.get(), 1_795_253_434_052);
+        assert_eq!(serde_json::to_string(&answer).unwrap(), text);
     }
 
     #[test]

@@ -103,6 +103,20 @@ impl LoginLimiter {
     }
 }
 
+impl LoginLimiter {
+    /// Takes one attempt from the source's budget only: for requests that guess at a secret
+    /// other than a password (an enrollment token check), which share the source's budget
+    /// with its logins.
+    pub fn check_source(&self, source: IpAddr) -> Result<(), Exhausted> {
+        if self.per_source.len() > FORGET_ABOVE {
+            self.per_source.retain_recent();
+        }
+        self.per_source
+            .check_key(&group(source))
+            .map_err(|n| Exhausted::Source(n.wait_time_from(self.clock.now())))
+    }
+}
+
 fn quota(q: Quota) -> GovernorQuota {
     let burst = NonZeroU32::new(q.burst).unwrap_or(NonZeroU32::MIN);
     GovernorQuota::with_period(q.every.max(Duration::from_millis(1)))

@@ -5,7 +5,8 @@
 //!   every people-facing handler takes it.
 //! - `login_limit`: login attempts per account and per source address.
 //! - `me`: `GET /api/v1/me`, the first route behind [`Caller`].
-//! - `enroll`: `POST /api/v1/enroll` on the public listener.
+//! - `enroll`: `POST /api/v1/enroll` and `POST /api/v1/enroll/check` (a token checked
+//!   without being used) on the public listener.
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
@@ -61,6 +62,7 @@ pub struct AppState {
 pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
+        .route(shared::enroll::ENROLL_CHECK_PATH, post(enroll::check))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))

@@ -132,6 +132,77 @@ pub async fn enroll(
     }))
 }
 
+/// What a token would do, found without using it up ([`check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// It would enroll a gateway of the school asked about, until this time (Unix ms).
+    Valid { expires_at: i64 },
+    /// It belongs to another school, and would enroll a gateway of that one.
+    OtherSchool(SchoolId),
+    /// Enrollment would refuse it (never [`Refusal::BadCsr`]: no CSR is involved).
+    Refused(Refusal),
+}
+
+/// Checks `token` for a gateway of `school` without using it up: the lookup enrollment makes,
+/// read only. Refusals are audited (action `enroll_check`), so guessing leaves a trail.
+pub async fn check(pool: &PgPool, token: &str, school: &SchoolId) -> Result<Checked, DbError> {
+    let hash = TokenHash::of(token);
+    let mut tx = begin(pool, Scope::Schools(&[])).await?;
+    let found: Option<String> = sqlx::query_scalar("SELECT hallwatch_enrollment_token_school($1)")
+        .bind(hash.0.as_slice())
+        .fetch_one(&mut *tx)
+        .await?;
+    let Some(theirs) = found.and_then(|s| s.parse::<SchoolId>().ok()) else {
+        audit_check(&mut tx, None, "unknown_token").await?;
+        tx.commit().await?;
+        return Ok(Checked::Refused(Refusal::UnknownToken));
+    };
+    set_scope(&mut tx, Scope::School(&theirs)).await?;
+    let (expired, used, expires_at): (bool, bool, i64) = sqlx::query_as(
+        "SELECT expires_at <= now(), used_at IS NOT NULL, \
+           (extract(epoch FROM expires_at) * 1000)::bigint \
+         FROM enrollment_tokens WHERE school_id = $1 AND token_hash = $2",
+    )
+    .bind(theirs.as_str())
+    .bind(hash.0.as_slice())
+    .fetch_one(&mut *tx)
+    .await?;
+    let checked = if used {
+        Checked::Refused(Refusal::AlreadyUsed)
+    } else if expired {
+        Checked::Refused(Refusal::Expired)
+    } else if &theirs != school {
+        Checked::OtherSchool(theirs.clone())
+    } else {
+        Checked::Valid { expires_at }
+    };
+    let outcome = match &checked {
+        Checked::Valid { .. } => None,
+        Checked::OtherSchool(_) => Some("wrong_school"),
+        Checked::Refused(refusal) => Some(refusal.outcome()),
+    };
+    if let Some(outcome) = outcome {
+        audit_check(&mut tx, Some(&theirs), outcome).await?;
+    }
+    tx.commit().await?;
+    Ok(checked)
+}
+
+async fn audit_check(
+    conn: &mut sqlx::PgConnection,
+    school: Option<&SchoolId>,
+    outcome: &'static str,
+) -> Result<(), sqlx::Error> {
+    let entry = AuditEntry {
+        school_id: school,
+        actor: "enroll".to_owned(),
+        action: "enroll_check",
+        outcome,
+        detail: json!({}),
+    };
+    audit::record(conn, &entry).await
+}
+
 async fn refuse(
     conn: &mut sqlx::PgConnection,
     school: Option<&SchoolId>,

@@ -23,6 +23,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// The installer's path in one run: init, enrollment and the first devices. Asks for
+    /// what the flags do not give when run at a terminal; checks with the cloud that the
+    /// token is valid before writing anything; a rerun finishes what a failed run left.
+    Setup(Box<SetupArgs>),
     /// Set up a gateway: the data directory, agent.toml, the database, the gateway's CA and
     /// its TLS server certificate. Refuses a directory that is already initialised.
     Init(InitArgs),
@@ -66,6 +70,43 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the gateway and explain what is wrong: certificates and their expiry, the CRL,
+    /// the database, disk space, the listeners, the cloud, the clock and the last sync. Exits
+    /// 1 when a check fails. Safe while the agent runs.
+    Doctor {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back the gateway up into one file (mode 0600: it holds private keys): a consistent
+    /// copy of the database, taken while the agent runs, with agent.toml, the keys, the
+    /// certificates and the CRL.
+    Backup {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The backup file to write (must not exist), e.g. gw-2026-05-01.hwbackup.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into a data directory that is empty or missing (or, with --force,
+    /// move the existing one aside). The archive is checked whole before anything is
+    /// replaced. Start the agent afterwards: it syncs on under a new epoch.
+    Restore {
+        /// The backup file (`edge-agent backup`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The data directory to restore into.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Restore over a data directory that holds files: they are moved aside to
+        /// DIR.replaced-<time>, not deleted. Stop the agent first.
+        #[arg(long)]
+        force: bool,
+    },
     /// Decode a device frame given in hex and print its fields (or why it is refused).
     DecodeFrame {
         /// `up` for device → gateway frames, `down` for gateway → device frames.
@@ -101,6 +142,58 @@ pub(crate) struct InitArgs {
     /// Where the local dashboard binds.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
     pub(crate) http_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetupArgs {
+    /// The gateway's data directory (created if missing), e.g. /var/lib/hallwatch/edge.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The school's id, as the cloud's operator created it.
+    #[arg(long, value_name = "ID")]
+    pub(crate) school_id: Option<SchoolId>,
+    /// The school's name, for people (at most 200 characters).
+    #[arg(long, value_name = "NAME", value_parser = school_name)]
+    pub(crate) school_name: Option<String>,
+    /// A DNS name devices use to reach the gateway; repeat for several.
+    #[arg(long = "hostname", value_name = "H", value_parser = hostname)]
+    pub(crate) hostnames: Vec<String>,
+    /// An IP address devices use to reach the gateway; repeat for several.
+    #[arg(long = "ip", value_name = "IP")]
+    pub(crate) ips: Vec<IpAddr>,
+    /// Where the device-facing MQTT over TLS listener binds.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_MQTT_LISTEN)]
+    pub(crate) mqtt_listen: SocketAddr,
+    /// Where the local dashboard binds.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HTTP_LISTEN)]
+    pub(crate) http_listen: SocketAddr,
+    /// The cloud's public address, e.g. https://cloud.example.org (plain http only to a
+    /// loopback address).
+    #[arg(long, alias = "cloud", value_name = "URL")]
+    pub(crate) cloud_url: Option<CloudUrl>,
+    /// The cloud's sync listener, e.g. https://sync.example.org:8443.
+    #[arg(long, value_name = "URL")]
+    pub(crate) sync_url: Option<SyncUrl>,
+    /// The school's one-time enrollment token. Prefer --enroll-token-file or the
+    /// environment: other users of the machine can see command lines.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HALLWATCH_ENROLL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "enroll_token_file"
+    )]
+    pub(crate) token: Option<EnrollToken>,
+    /// A file holding the enrollment token (one line).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) enroll_token_file: Option<PathBuf>,
+    /// A CSV file of the first devices, header `id,kind,room`; one bundle each under
+    /// --bundles.
+    #[arg(long, value_name = "CSV")]
+    pub(crate) devices: Option<PathBuf>,
+    /// Where device bundles are written, one directory per device.
+    #[arg(long, value_name = "DIR", default_value = "bundles")]
+    pub(crate) bundles: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -202,26 +295,32 @@ impl From<SimulateArgs> for edge_agent::simulate::SimulateOptions {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeviceCommand {
     /// Register a device and write its provisioning bundle (ca.pem, device.pem, device.key,
-    /// bundle.json, nvs.csv for ESP-IDF's nvs_partition_gen.py).
+    /// bundle.json, nvs.csv for ESP-IDF's nvs_partition_gen.py); with --csv, every device
+    /// of a file, one bundle each in BUNDLE_DIR/<id>/.
     Add {
         /// The gateway's data directory.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// The device's id: ASCII letters, digits, '-' and '_', at most 32 bytes.
-        #[arg(long, value_name = "DEVICE_ID")]
-        id: DeviceId,
+        #[arg(long, value_name = "DEVICE_ID", required_unless_present = "csv")]
+        id: Option<DeviceId>,
         /// What the device is.
-        #[arg(long, value_enum)]
-        kind: Kind,
+        #[arg(long, value_enum, required_unless_present = "csv")]
+        kind: Option<Kind>,
         /// The room it is installed in: 1 to 32 ASCII letters, digits, '-', '_', '.', spaces.
-        #[arg(long, value_name = "ROOM", value_parser = room)]
-        room: Label,
+        #[arg(long, value_name = "ROOM", value_parser = room, required_unless_present = "csv")]
+        room: Option<Label>,
         /// Which alert each press pattern raises on this button, e.g.
         /// `single=medical,long_hold=lockdown` (actions: panic, medical, fire, lockdown,
         /// intruder, ignore); patterns left out follow `[alerts] press_map` in agent.toml.
         #[arg(long, value_name = "MAP", value_parser = press_map)]
         press_map: Option<String>,
-        /// Where to write the bundle (created if missing; must not hold a bundle already).
+        /// Many devices from a CSV file with the header `id,kind,room` (at most 5000 rows,
+        /// 1 MiB). Every row is checked before anything is written.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["id", "kind", "room", "press_map"])]
+        csv: Option<PathBuf>,
+        /// Where to write the bundle (created if missing; must not hold a bundle already);
+        /// with --csv, the directory that receives one bundle directory per device.
         #[arg(long, value_name = "BUNDLE_DIR")]
         out: PathBuf,
     },
@@ -316,4 +415,33 @@ fn hostname(s: &str) -> Result<String, String> {
     rustls::pki_types::DnsName::try_from(s)
         .map(|_| s.to_ascii_lowercase())
         .map_err(|_| format!("{s:?} is not a DNS name"))
+}
+
+/// Space-separated host names and IP addresses, as `setup` asks for them.
+pub(crate) fn hosts(text: &str) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+    let (mut names, mut ips) = (Vec::new(), Vec::new());
+    for item in text.split_whitespace() {
+        match item.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => names.push(hostname(item)?),
+        }
+    }
+    if names.is_empty() && ips.is_empty() {
+        return Err("give at least one host name or IP address".into());
+    }
+    Ok((names, ips))
+}
+
+/// The token in `path` (one line, at most 1 KiB read).
+pub(crate) fn token_file(path: &std::path::Path) -> anyhow::Result<EnrollToken> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1024).read_to_string(&mut text))
+        .map_err(|e| anyhow::anyhow!("--enroll-token-file {}: {e}", path.display()))?;
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--enroll-token-file {}: {e}", path.display()))
 }

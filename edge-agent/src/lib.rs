@@ -6,6 +6,10 @@
 //! - [`config`]: `agent.toml`, raw (serde) then validated.
 //! - [`install`]: the installer's commands: `init`, `device add|list|revoke`,
 //!   `integration add|list|revoke`.
+//! - [`setup`]: `edge-agent setup`, the installer's path in one run: `init`, `enroll`
+//!   (after checking the token with the cloud) and the first devices.
+//! - [`doctor`]: `edge-agent doctor`, checks of a gateway with a one-line fix each.
+//! - [`backup`]: `edge-agent backup` and `restore`: the gateway in one archive.
 //! - [`enroll`]: `edge-agent enroll`: the gateway's key, its certificate from the cloud and
 //!   the `[cloud]` section of `agent.toml`. The only module that talks to the cloud (reqwest).
 //! - [`integration`]: what an integration (strobes, PA, signage) is and which topics it may
@@ -34,9 +38,11 @@
 
 mod agent;
 pub mod api;
+pub mod backup;
 pub mod broker;
 mod cloud_http;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 pub mod enroll;
 mod files;
@@ -49,6 +55,7 @@ pub mod integration;
 pub mod occupancy;
 pub mod pki;
 mod service;
+pub mod setup;
 pub mod simulate;
 pub mod store;
 pub mod sync;

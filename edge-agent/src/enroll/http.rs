@@ -1,5 +1,6 @@
-//! The one request: `POST {cloud}/api/v1/enroll` with `shared::enroll::EnrollRequest`, its
-//! answer read through a size limit and sorted into success, a refused token, another refusal
+//! The two requests: `POST {cloud}/api/v1/enroll` with `shared::enroll::EnrollRequest`, and
+//! `POST {cloud}/api/v1/enroll/check` (the token checked, not used). Each answer is read
+//! through a size limit and sorted into success, a refused token, another refusal
 //! or an unusable answer.
 
 use std::time::Duration;
@@ -7,7 +8,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde::Deserialize;
-use shared::enroll::{ENROLL_PATH, EnrollRequest, EnrollResponse};
+use shared::enroll::{
+    ENROLL_CHECK_PATH, ENROLL_PATH, EnrollCheckRequest, EnrollCheckResponse, EnrollRequest,
+    EnrollResponse,
+};
+use shared::ids::SchoolId;
 
 use super::{EnrollError, EnrollToken};
 use crate::cloud_http::{chain, printable, read_bounded};
@@ -37,7 +42,42 @@ pub(super) async fn post_enrollment(
     token: &EnrollToken,
     csr_pem: String,
 ) -> Result<EnrollResponse, EnrollError> {
-    let url = cloud.endpoint(ENROLL_PATH);
+    let body = serde_json::to_vec(&EnrollRequest {
+        token: token.0.clone(),
+        csr_pem,
+    })
+    .map_err(|e| EnrollError::Unreachable {
+        url: cloud.to_string(),
+        reason: e.to_string(),
+    })?;
+    post(cloud, ENROLL_PATH, body).await
+}
+
+/// Asks whether `token` would enroll a gateway of `school`, without using it up.
+pub(super) async fn post_check(
+    cloud: &CloudUrl,
+    token: &EnrollToken,
+    school: &SchoolId,
+) -> Result<EnrollCheckResponse, EnrollError> {
+    let body = serde_json::to_vec(&EnrollCheckRequest {
+        token: token.0.clone(),
+        school_id: school.clone(),
+    })
+    .map_err(|e| EnrollError::Unreachable {
+        url: cloud.to_string(),
+        reason: e.to_string(),
+    })?;
+    post(cloud, ENROLL_CHECK_PATH, body).await
+}
+
+/// Posts `body` (JSON) to `path` below the cloud's URL; the answer on 200, else the refusal
+/// sorted into a refused token (401, 403, 409, 410) or another refusal.
+async fn post<T: serde::de::DeserializeOwned>(
+    cloud: &CloudUrl,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<T, EnrollError> {
+    let url = cloud.endpoint(path);
     let unreachable = |reason: String| EnrollError::Unreachable {
         url: cloud.to_string(),
         reason,
@@ -50,11 +90,6 @@ pub(super) async fn post_enrollment(
         .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| unreachable(chain(&e)))?;
-    let body = serde_json::to_vec(&EnrollRequest {
-        token: token.0.clone(),
-        csr_pem,
-    })
-    .map_err(|e| unreachable(e.to_string()))?;
     let response = client
         .post(url)
         .header(CONTENT_TYPE, "application/json")
@@ -85,7 +120,7 @@ pub(super) async fn post_enrollment(
 
     if status == StatusCode::OK {
         return serde_json::from_slice(&bytes).map_err(|e| EnrollError::BadAnswer {
-            reason: format!("not the enrollment answer: {e}"),
+            reason: format!("not the answer expected from {path}: {e}"),
         });
     }
     let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
@@ -100,9 +135,10 @@ pub(super) async fn post_enrollment(
         ),
     };
     match status {
-        StatusCode::UNAUTHORIZED | StatusCode::CONFLICT | StatusCode::GONE => {
-            Err(EnrollError::TokenRefused { status, message })
-        }
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::CONFLICT
+        | StatusCode::GONE => Err(EnrollError::TokenRefused { status, message }),
         _ => Err(EnrollError::CloudRefused {
             url: cloud.to_string(),
             status,

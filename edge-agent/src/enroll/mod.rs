@@ -253,6 +253,27 @@ pub async fn enroll(options: EnrollOptions) -> Result<Enrolled, EnrollError> {
     })
 }
 
+/// Asks the cloud whether `token` would enroll a gateway of `school`, without using it up
+/// (`POST /api/v1/enroll/check`): `edge-agent setup` does this before it writes anything.
+/// Returns when the token expires. Errors are [`enroll`]'s: unreachable, the token refused
+/// (also when it belongs to another school), or another refusal.
+pub async fn check_token(
+    cloud: &CloudUrl,
+    token: &EnrollToken,
+    school: &SchoolId,
+) -> Result<UnixMillis, EnrollError> {
+    let answer = http::post_check(cloud, token, school).await?;
+    if &answer.school_id != school {
+        return Err(EnrollError::BadAnswer {
+            reason: format!(
+                "the cloud answered for school {}, not {school}",
+                answer.school_id
+            ),
+        });
+    }
+    Ok(answer.expires_at)
+}
+
 fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EnrollError {
     let path = path.into();
     move |source| EnrollError::Io { path, source }

@@ -1,9 +1,11 @@
 //! The installer's commands: `init` sets up a gateway's data directory, `device add`,
 //! `device list` and `device revoke` manage its devices, `integration add|list|revoke` its
-//! integrations (strobes, PA, signage). They compose [`crate::config`],
-//! [`crate::pki`] and [`crate::store`]; the binary only parses arguments and prints.
+//! integrations (strobes, PA, signage); `device add --csv` adds many devices from one file.
+//! They compose [`crate::config`], [`crate::pki`] and [`crate::store`]; the binary only
+//! parses arguments and prints.
 
 mod bundle;
+mod csv_devices;
 mod device;
 mod init;
 mod integration;
@@ -14,6 +16,10 @@ use std::path::{Path, PathBuf};
 use shared::ids::DeviceId;
 
 pub use bundle::{BUNDLE_FILES, BundleJson, GatewayAddr, NVS_NAMESPACE, Pems, Topics, nvs_csv};
+pub use csv_devices::{
+    CsvDevice, CsvOutcome, MAX_CSV_BYTES, MAX_CSV_ROWS, Registered, add_devices, check_bundle_dirs,
+    read_devices_csv,
+};
 pub use device::{
     AddedDevice, RevokedDevice, add_device, list_devices, render_table, revoke_device,
 };
@@ -62,14 +68,21 @@ pub enum InstallError {
     Bundle(String),
     #[error("operator token: {0}")]
     Token(String),
+    #[error("{}, line {line}: {reason}; nothing was written", path.display())]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
 }
 
 impl InstallError {
-    /// The process exit status for this error: 64 (EX_USAGE) for a bad configuration, 1
-    /// otherwise.
+    /// The process exit status for this error: 64 (EX_USAGE) for a bad configuration, 65
+    /// (EX_DATAERR) for a bad devices file, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             InstallError::Config(_) | InstallError::NoDeviceHost => 64,
+            InstallError::Csv { .. } => 65,
             _ => 1,
         }
     }

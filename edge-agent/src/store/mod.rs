@@ -253,6 +253,39 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// `PRAGMA integrity_check`: `["ok"]`, or the problems found (at most 20). Read-only: it
+    /// reads one snapshot and takes no lock a running agent would wait for.
+    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let mut check = self.conn.prepare("PRAGMA integrity_check(20)")?;
+        let rows = check
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Writes a consistent copy of the database, as of one moment, to `dest` (a new file),
+    /// while the agent goes on writing (`VACUUM INTO`, read-only on this side).
+    pub fn copy_into(&self, dest: &Path) -> Result<(), StoreError> {
+        let dest = dest.to_str().ok_or_else(|| StoreError::BadValue {
+            what: "backup path (not UTF-8)",
+            value: dest.to_string_lossy().into_owned(),
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
+    /// Outbox bytes and rows waiting for the cloud.
+    pub fn outbox_bytes(&self) -> Result<u64, StoreError> {
+        let bytes: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(length(body)), 0) FROM outbox",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+}
+
 fn bad_value(what: &'static str, value: &str) -> StoreError {
     StoreError::BadValue {
         what,

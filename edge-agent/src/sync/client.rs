@@ -15,9 +15,22 @@ use shared::ids::{GatewayId, Seq};
 use shared::sync::{Limits, SyncAck, SyncBatch, decode_ack, encode_batch};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::cloud_http::{printable, read_bounded};
+use crate::cloud_http::{chain, printable, read_bounded};
 use crate::config::{SyncSettings, SyncUrl};
 use crate::enroll::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
+
+/// What the sync listener answered a probe ([`SyncClient::probe`]).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The HTTP status (the endpoint takes POST only, so 405 is the healthy answer).
+    pub status: StatusCode,
+    /// The answer's `Date` header, as sent.
+    pub date: Option<String>,
+    /// When the request went out.
+    pub sent: std::time::SystemTime,
+    /// When the answer's head arrived.
+    pub received: std::time::SystemTime,
+}
 
 /// The path of the sync endpoint under the sync URL.
 pub const SYNC_PATH: &str = "/api/v1/sync";
@@ -109,6 +122,31 @@ impl SyncClient {
             fresh: build(false)?,
             url: sync_url.endpoint(SYNC_PATH),
             limits: Limits::default(),
+        })
+    }
+
+    /// A `GET` of the sync endpoint on a new connection: it proves the listener reachable,
+    /// its certificate trusted and this gateway's accepted (mutual TLS), and carries the
+    /// cloud's clock in `Date`. Nothing is stored by the cloud.
+    pub async fn probe(&self) -> Result<Probe, String> {
+        let sent = std::time::SystemTime::now();
+        let response = self
+            .fresh
+            .get(self.url.clone())
+            .send()
+            .await
+            .map_err(|e| std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))?;
+        let received = std::time::SystemTime::now();
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Probe {
+            status: response.status(),
+            date,
+            sent,
+            received,
         })
     }
 

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::store::DB_FILE;
 
-pub use client::{ClientError, Outcome, SYNC_PATH, SyncClient};
+pub use client::{ClientError, Outcome, Probe, SYNC_PATH, SyncClient};
 pub use report::{LocalStatus, StatusSource, local_status, render};
 pub use status::{LinkReport, LinkState, SyncStatus};
 

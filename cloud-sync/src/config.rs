@@ -20,6 +20,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The mTLS listener for gateway sync.
     pub sync_listen: SocketAddr,
+    /// `/metrics`, `/healthz` and `/readyz`, plain HTTP (loopback by default: the numbers
+    /// are not for the public listener).
+    pub metrics_listen: SocketAddr,
     /// DNS names and IP addresses in the sync listener's certificate.
     pub sync_names: Vec<String>,
     /// Bounds on sync bodies.

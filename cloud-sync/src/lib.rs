@@ -12,9 +12,11 @@
 //! - [`api`]: the HTTP handlers (the only module that imports axum): login, refresh and
 //!   logout, the [`api::Caller`] extractor that gives every people-facing handler its scope,
 //!   `GET /api/v1/me`, enrollment, sync, the rate limits, the JSON error type.
-//! - [`server`]: binding and running the public and the mTLS sync listeners; the accept loop
+//! - [`server`]: binding and running the public, the mTLS sync and the metrics listeners; the accept loop
 //!   that puts each connection's certificate identity into its requests; the background
 //!   tasks (snapshot partitions, gateway liveness); systemd's notify protocol and watchdog.
+//! - [`metrics`]: the Prometheus series (HTTP latency by route, sync batches and records,
+//!   the pool, SSE connections, gateways online/offline) and their rendering.
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod inspect;
+pub mod metrics;
 pub mod pki;
 pub mod server;
 

@@ -56,6 +56,10 @@ struct ServeArgs {
     /// The mutual-TLS listener gateways sync with.
     #[arg(long, default_value = "0.0.0.0:8443")]
     sync_listen: SocketAddr,
+    /// Prometheus metrics (/metrics), /healthz and /readyz, plain HTTP: keep it on loopback
+    /// or a private network.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: SocketAddr,
     /// A DNS name or IP address gateways use to reach the sync listener (repeatable).
     #[arg(long = "sync-name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
     sync_names: Vec<String>,
@@ -167,10 +171,7 @@ fn main() -> ExitCode {
     // One crypto provider for every TLS user in the process; an error only means a provider
     // is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
 
     let cli = Cli::parse();
     let result = match cli.command {
@@ -210,6 +211,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, filtered by `RUST_LOG` (errors only without it): readable lines at a
+/// terminal, one JSON object per line otherwise (under systemd, into the journal, for machines
+/// to read), with the fields of the span the event happened in — a request's `id` — so one
+/// request's lines can be followed.
+fn init_logging() {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    }
+}
+
 /// sysexits' EX_USAGE: the configuration is wrong, nothing was started.
 const EX_CONFIG: u8 = 64;
 
@@ -227,6 +247,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
         data_dir: args.data_dir,
         listen: args.listen,
         sync_listen: args.sync_listen,
+        metrics_listen: args.metrics_listen,
         sync_names: args.sync_names,
         limits: Limits::DEFAULT,
         rate_per_sec: args.rate_per_sec,

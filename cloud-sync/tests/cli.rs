@@ -140,6 +140,7 @@ async fn serve_stops_cleanly_on_sigterm(_: PgPoolOptions, opts: PgConnectOptions
         .arg(data.path())
         .args(["--listen", &format!("127.0.0.1:{public}")])
         .args(["--sync-listen", &format!("127.0.0.1:{sync}")])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .env_remove("DATABASE_URL")
         .stderr(Stdio::piped())
         .spawn()

@@ -40,6 +40,7 @@ impl Serve {
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{public}")])
             .args(["--sync-listen", &format!("127.0.0.1:{sync}")])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "cloud_sync=info")
             .env("NOTIFY_SOCKET", notify)

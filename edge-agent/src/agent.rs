@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -24,6 +25,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineHandle};
 use crate::gateway::Gateway;
 use crate::install::ensure_operator_token;
+use crate::metrics::Metrics;
 use crate::service::{self, Watchdog};
 use crate::store::{DB_FILE, Store};
 use crate::sync::SyncLoop;
@@ -60,14 +62,16 @@ impl Agent {
         // The engine consumes the uplinks; the gateway keeps a closed receiver in their place.
         let uplinks = std::mem::replace(&mut gateway.uplinks, mpsc::channel(1).1);
         let engine_shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
         let engine = Engine::start(
             store,
             config,
             uplinks,
             gateway.downlinks.clone(),
+            Arc::clone(&metrics),
             engine_shutdown.clone(),
         )?;
-        let sync = SyncLoop::start(config, data_dir, &engine.handle);
+        let sync = SyncLoop::start(config, data_dir, &engine.handle, &metrics);
         let api_shutdown = CancellationToken::new();
         let state = ApiState::new(
             engine.handle.clone(),
@@ -76,6 +80,8 @@ impl Agent {
             token,
             sync.status(),
             api_shutdown.clone(),
+            metrics,
+            gateway.gate.clone(),
         );
         let api_task = tokio::spawn(api::serve(listener, state));
         tracing::info!(%http_addr, "local dashboard listening");

@@ -21,6 +21,8 @@
 //! - [`occupancy`]: room head counts, school snapshots and when to emit them; pure, like `health`.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
+//! - [`metrics`]: the Prometheus series and their rendering (served by `api` at `/metrics`).
+//! - `request_id` (private): ids that follow a request or connection through the logs.
 //! - `files` (private): writing new files and replacing files atomically.
 //! - `service` (private): systemd's notify protocol: readiness, stopping, and the watchdog
 //!   that pings only while the engine's loop turns. The only module that speaks to systemd.
@@ -52,8 +54,10 @@ pub mod health;
 pub mod inspect;
 pub mod install;
 pub mod integration;
+pub mod metrics;
 pub mod occupancy;
 pub mod pki;
+mod request_id;
 mod service;
 pub mod setup;
 pub mod simulate;

@@ -22,10 +22,7 @@ fn main() -> ExitCode {
     // An error here only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let command = Cli::parse().command;
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(&command))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(log_filter(&command));
 
     let result = match command {
         Command::DecodeFrame { direction, hex } => {
@@ -75,6 +72,25 @@ fn main() -> ExitCode {
             };
             ExitCode::from(code)
         }
+    }
+}
+
+/// Logs go to stderr: readable lines at a terminal, one JSON object per line otherwise (under
+/// systemd, into the journal, for machines to read), with the fields of the span the event
+/// happened in — a request's or connection's `id` — so one request's lines can be followed.
+fn init_logging(filter: tracing_subscriber::EnvFilter) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     }
 }
 

@@ -13,6 +13,7 @@
 //!   state machine.
 //! - [`snapshot`]: [`SchoolSnapshot`], the periodic attendance and device roll-up.
 //! - [`enroll`]: the enrollment request a gateway posts with its token and CSR, and the answer.
+//! - [`request_id`]: which incoming `X-Request-Id` values the services accept.
 //! - [`sync`]: the sync wire format (`SyncBatch` up, `SyncAck` down) and its bounded codec.
 //! - `names` (private): the stable text names of the enums, shared by `alert` and `sync`.
 //!
@@ -31,6 +32,7 @@ pub mod alert;
 pub mod enroll;
 pub mod ids;
 mod names;
+pub mod request_id;
 pub mod snapshot;
 pub mod sync;
 pub mod time;

@@ -10,6 +10,9 @@
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
+//! - `observe`: every request's id, span, latency metric and log line, on every listener.
+//! - `probe`: `/healthz`, `/readyz` (public and metrics listeners) and `/metrics` (metrics
+//!   listener only).
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
 mod auth;
@@ -18,23 +21,28 @@ mod enroll;
 mod error;
 mod login_limit;
 mod me;
+mod observe;
+mod probe;
 mod rate;
 mod sync;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use shared::sync::Limits;
 use sqlx::PgPool;
 
 use crate::auth::KeyRing;
 use crate::config::Liveness;
+use crate::metrics::Metrics;
 use crate::pki::GatewayCa;
 
 pub use caller::Caller;
 pub use error::ApiError;
 pub use login_limit::LoginLimiter;
+pub use probe::{Listeners, READY_TIMEOUT};
 pub use rate::RateLimiter;
 pub use sync::SYNC_MEDIA_TYPE;
 
@@ -55,6 +63,10 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Login attempt budgets.
     pub login_limits: Arc<LoginLimiter>,
+    /// The Prometheus series; SSE handlers hold `metrics.sse_connection()` while streaming.
+    pub metrics: Arc<Metrics>,
+    /// Whether each listener is served, for `/readyz`.
+    pub listeners: Arc<Listeners>,
 }
 
 /// The public listener's routes. Serve them with
@@ -67,6 +79,12 @@ pub fn public_router(state: AppState) -> Router {
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/me", get(me::me))
+        .route("/healthz", get(probe::healthz))
+        .route("/readyz", get(probe::readyz))
+        .layer(from_fn_with_state(
+            observer(&state, "public"),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -74,5 +92,30 @@ pub fn public_router(state: AppState) -> Router {
 pub fn sync_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/sync", post(sync::sync))
+        .layer(from_fn_with_state(
+            observer(&state, "sync"),
+            observe::observe,
+        ))
         .with_state(state)
+}
+
+/// The metrics listener's routes: `/metrics`, `/healthz`, `/readyz`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(probe::metrics))
+        .route("/healthz", get(probe::healthz))
+        .route("/readyz", get(probe::readyz))
+        .layer(from_fn_with_state(
+            observer(&state, "metrics"),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// The request-observing middleware's state for `listener`'s routes.
+fn observer(state: &AppState, listener: &'static str) -> observe::Observer {
+    observe::Observer {
+        metrics: Arc::clone(&state.metrics),
+        listener,
+    }
 }

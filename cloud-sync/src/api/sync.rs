@@ -18,6 +18,7 @@ use shared::sync::{RecordBody, SyncAck, SyncBatch, SyncError, decode_batch, enco
 use super::{ApiError, AppState};
 use crate::db::audit::{self, AuditEntry};
 use crate::db::ingest::{self, Merged};
+use crate::metrics::BatchOutcome;
 use crate::pki::GatewayIdentity;
 
 /// The media type of sync bodies both ways.
@@ -45,7 +46,14 @@ pub(super) async fn sync(
     let bytes = to_bytes(body, max).await.map_err(|_| too_large(max))?;
     let batch = decode_batch(&bytes, &state.limits).map_err(decode_refusal)?;
 
+    let lane = batch.lane;
+    let refused = |e: ApiError| {
+        state.metrics.sync_batch(lane, BatchOutcome::Refused, 0);
+        e
+    };
+
     if let Some(claimed) = foreign_name(&batch, &gateway) {
+        state.metrics.sync_batch(lane, BatchOutcome::Refused, 0);
         tracing::warn!(school = %gateway.school_id, gateway = %gateway.gateway_id, claimed, "batch names another school or gateway");
         let entry = AuditEntry {
             school_id: Some(&gateway.school_id),
@@ -61,8 +69,13 @@ pub(super) async fn sync(
             "the batch names a school or gateway other than this gateway's certificate",
         ));
     }
-    ingest::check_batch(batch.lane, &batch.records)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    ingest::check_batch(batch.lane, &batch.records).map_err(|e| {
+        refused(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            e.code(),
+            e.to_string(),
+        ))
+    })?;
 
     match ingest::merge(
         &state.pool,
@@ -71,7 +84,8 @@ pub(super) async fn sync(
         state.limits.max_commands,
         &state.liveness,
     )
-    .await?
+    .await
+    .map_err(|e| refused(e.into()))?
     {
         Merged::Acked {
             acked_through,
@@ -79,6 +93,11 @@ pub(super) async fn sync(
             commands,
         } => {
             tracing::debug!(gateway = %gateway.gateway_id, epoch = %batch.epoch, lane = %batch.lane, new_records, %acked_through, "batch merged");
+            state.metrics.sync_batch(
+                lane,
+                BatchOutcome::Acked,
+                u64::try_from(new_records).unwrap_or(0),
+            );
             let ack = SyncAck {
                 acked_through,
                 commands,
@@ -86,12 +105,15 @@ pub(super) async fn sync(
             let body = encode_ack(&ack).map_err(|e| ApiError::internal(&e))?;
             Ok(([(header::CONTENT_TYPE, SYNC_MEDIA_TYPE)], body).into_response())
         }
-        Merged::Gap { expected } => Err(ApiError::gap(expected)),
-        Merged::NotEnrolled => Err(ApiError::new(
+        Merged::Gap { expected } => {
+            state.metrics.sync_batch(lane, BatchOutcome::Gap, 0);
+            Err(ApiError::gap(expected))
+        }
+        Merged::NotEnrolled => Err(refused(ApiError::new(
             StatusCode::FORBIDDEN,
             "gateway_not_enrolled",
             "this gateway is not enrolled or has been revoked",
-        )),
+        ))),
     }
 }
 

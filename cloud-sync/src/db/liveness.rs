@@ -144,3 +144,35 @@ pub async fn mark_silent(
         .filter_map(|(school, gw)| Some((school.parse().ok()?, gw.parse().ok()?)))
         .collect())
 }
+
+/// How many gateways, of every school, are in each liveness state (revoked ones left out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayCounts {
+    /// Synced, and not marked offline since.
+    pub online: u64,
+    /// Marked offline and not heard from since.
+    pub offline: u64,
+    /// Enrolled, never synced.
+    pub never_synced: u64,
+}
+
+/// The gateways per liveness state, for the metrics.
+pub async fn counts(pool: &PgPool) -> Result<GatewayCounts, DbError> {
+    let mut tx = begin(pool, Scope::AllSchools).await?;
+    let (online, offline, never): (i64, i64, i64) = sqlx::query_as(
+        "SELECT \
+           count(*) FILTER (WHERE last_sync_at IS NOT NULL AND offline_since IS NULL), \
+           count(*) FILTER (WHERE offline_since IS NOT NULL), \
+           count(*) FILTER (WHERE last_sync_at IS NULL AND offline_since IS NULL) \
+         FROM gateways WHERE revoked_at IS NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(GatewayCounts {
+        online: n(online),
+        offline: n(offline),
+        never_synced: n(never),
+    })
+}

@@ -1,6 +1,7 @@
-//! Binding and running the two listeners: the public one (plain HTTP here; TLS for browsers
-//! and enrolling gateways is terminated in front of it) and the sync listener, which speaks
-//! only mutual TLS with gateway certificates.
+//! Binding and running the three listeners: the public one (plain HTTP here; TLS for browsers
+//! and enrolling gateways is terminated in front of it), the sync listener, which speaks
+//! only mutual TLS with gateway certificates, and the metrics listener (`/metrics`,
+//! `/healthz`, `/readyz`; plain HTTP, loopback by default).
 //!
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
@@ -20,6 +21,7 @@ mod service;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,10 +29,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, AppState, LoginLimiter, RateLimiter};
+use crate::api::{self, AppState, Listeners, LoginLimiter, RateLimiter};
 use crate::auth::KeyRing;
 use crate::config::{Config, Liveness};
 use crate::db;
+use crate::metrics::Metrics;
 use crate::pki::GatewayCa;
 
 /// How long in-flight requests may take to finish at shutdown.
@@ -45,6 +48,7 @@ pub struct Server {
     state: AppState,
     public: TcpListener,
     sync: TcpListener,
+    metrics: TcpListener,
     tls: Arc<rustls::ServerConfig>,
 }
 
@@ -73,6 +77,14 @@ impl Server {
         let sync = TcpListener::bind(config.sync_listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.sync_listen))?;
+        let metrics = TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--metrics-listen)",
+                    config.metrics_listen
+                )
+            })?;
         let state = AppState {
             pool,
             ca: Arc::new(ca),
@@ -84,11 +96,14 @@ impl Server {
                 config.login_limits,
                 config.trusted_proxies,
             )),
+            metrics: Arc::new(Metrics::new()),
+            listeners: Listeners::bound(),
         };
         Ok(Self {
             state,
             public,
             sync,
+            metrics,
             tls,
         })
     }
@@ -103,6 +118,11 @@ impl Server {
         self.sync.local_addr()
     }
 
+    /// The metrics listener's address.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics.local_addr()
+    }
+
     /// The gateway CA certificate, PEM.
     pub fn ca_pem(&self) -> &str {
         self.state.ca.cert_pem()
@@ -112,12 +132,14 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracing::info!(public = ?self.public.local_addr().ok(), sync = ?self.sync.local_addr().ok(), "serving");
+        tracing::info!(public = ?self.public.local_addr().ok(), sync = ?self.sync.local_addr().ok(), metrics = ?self.metrics.local_addr().ok(), "serving");
         let status = format!(
-            "public on {}, sync on {}",
+            "public on {}, sync on {}, metrics on {}",
             local(&self.public),
-            local(&self.sync)
+            local(&self.sync),
+            local(&self.metrics)
         );
+        let listeners = Arc::clone(&self.state.listeners);
 
         let public = axum::serve(
             self.public,
@@ -125,18 +147,32 @@ impl Server {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        let served = Arc::clone(&listeners);
         tracker.spawn(async move {
             if let Err(err) = public.await {
                 tracing::error!(error = %err, "public listener failed");
             }
+            served.public.store(false, Ordering::Relaxed);
         });
-        tracker.spawn(mtls::accept_loop(
+        let sync = mtls::accept_loop(
             self.sync,
             self.tls,
             api::sync_router(self.state.clone()),
             cancel.clone(),
             tracker.clone(),
-        ));
+        );
+        let served = Arc::clone(&listeners);
+        tracker.spawn(async move {
+            sync.await;
+            served.sync.store(false, Ordering::Relaxed);
+        });
+        let metrics = axum::serve(self.metrics, api::metrics_router(self.state.clone()))
+            .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        tracker.spawn(async move {
+            if let Err(err) = metrics.await {
+                tracing::error!(error = %err, "metrics listener failed");
+            }
+        });
         tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
         tracker.spawn(key_reload(self.state.keys.clone(), cancel.clone()));
         tracker.spawn(liveness_watch(
@@ -147,7 +183,7 @@ impl Server {
         if let Some(watchdog) = service::Watchdog::from_env() {
             tracker.spawn(watchdog.run(self.state.pool.clone(), cancel.clone()));
         }
-        // Both listeners were bound in `bind` and are served from here on.
+        // The listeners were bound in `bind` and are served from here on.
         service::ready(&status);
 
         shutdown.await;

@@ -41,6 +41,8 @@ pub(crate) struct TestCloud {
     pub(crate) owner: PgPool,
     pub(crate) public: SocketAddr,
     pub(crate) sync: SocketAddr,
+    /// The metrics listener (`/metrics`, `/healthz`, `/readyz`).
+    pub(crate) metrics: SocketAddr,
     pub(crate) ca_pem: String,
     pub(crate) data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -94,6 +96,7 @@ impl TestCloud {
             data_dir: data_dir.clone(),
             listen: "127.0.0.1:0".parse().expect("addr"),
             sync_listen: "127.0.0.1:0".parse().expect("addr"),
+            metrics_listen: "127.0.0.1:0".parse().expect("addr"),
             sync_names: vec!["localhost".to_owned()],
             limits: options.limits,
             rate_per_sec: options.rate_per_sec,
@@ -105,6 +108,7 @@ impl TestCloud {
         let server = Server::bind(config).await.expect("bind the cloud");
         let public = server.public_addr().expect("addr");
         let sync = server.sync_addr().expect("addr");
+        let metrics = server.metrics_addr().expect("addr");
         let ca_pem = server.ca_pem().to_owned();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -119,6 +123,7 @@ impl TestCloud {
             owner,
             public,
             sync,
+            metrics,
             ca_pem,
             data_dir,
             stop: Some(stop),

@@ -15,21 +15,27 @@ pub(super) async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
+    match check(request.headers(), &state) {
+        Ok(()) => next.run(request).await,
+        Err(why) => refuse(why),
+    }
+}
+
+/// Whether `headers` carry the operator token; why not, for [`refuse`], when they do not.
+pub(super) fn check(headers: &header::HeaderMap, state: &ApiState) -> Result<(), &'static str> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(token) if same(token.trim().as_bytes(), state.token.as_bytes()) => {
-            next.run(request).await
-        }
-        Some(_) => refuse("the operator token is wrong"),
-        None => refuse("an operator token is required: Authorization: Bearer <token>"),
+        Some(token) if same(token.trim().as_bytes(), state.token.as_bytes()) => Ok(()),
+        Some(_) => Err("the operator token is wrong"),
+        None => Err("an operator token is required: Authorization: Bearer <token>"),
     }
 }
 
-fn refuse(message: &str) -> Response {
+/// 401 with `WWW-Authenticate: Bearer`.
+pub(super) fn refuse(message: &str) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,

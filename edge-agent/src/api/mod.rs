@@ -6,6 +6,8 @@
 //! - `alerts`: listing alerts, one alert with its history, acknowledge/resolve/cancel;
 //! - `events`: the dashboard's event stream (SSE) with `Last-Event-ID` resume;
 //! - `status`: the school snapshot and the device list;
+//! - `observe`: every request's id, span, latency metric and log line;
+//! - `probe`: `/readyz` and `/metrics`;
 //! - `error`: [`ApiError`], JSON errors with the right status.
 //!
 //! Reads go to the database through read-only connections (WAL lets them read while the engine
@@ -16,6 +18,8 @@ mod assets;
 mod auth;
 mod error;
 mod events;
+mod observe;
+mod probe;
 mod status;
 
 use std::net::SocketAddr;
@@ -31,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 use shared::ids::SchoolId;
 
 use crate::engine::EngineHandle;
+use crate::gate::GateHandle;
+use crate::metrics::Metrics;
 use crate::store::{Reader, StoreError};
 use crate::sync::SyncStatus;
 
@@ -51,6 +57,8 @@ pub struct ApiState {
     readers: Arc<Mutex<Vec<Reader>>>,
     sync: Arc<SyncStatus>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    gate: GateHandle,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -64,6 +72,10 @@ impl std::fmt::Debug for ApiState {
 
 impl ApiState {
     /// State for a gateway whose database is at `db_path` and operator token is `token`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, each part named there"
+    )]
     pub fn new(
         engine: EngineHandle,
         school: SchoolId,
@@ -71,6 +83,8 @@ impl ApiState {
         token: String,
         sync: Arc<SyncStatus>,
         shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+        gate: GateHandle,
     ) -> ApiState {
         ApiState {
             engine,
@@ -80,6 +94,8 @@ impl ApiState {
             readers: Arc::new(Mutex::new(Vec::new())),
             sync,
             shutdown,
+            metrics,
+            gate,
         }
     }
 
@@ -111,7 +127,8 @@ impl ApiState {
     }
 }
 
-/// The router: `/healthz` open, `/api/v1/*` behind the operator token.
+/// The router: `/healthz` and `/readyz` open, `/metrics` open to loopback clients only,
+/// `/api/v1/*` behind the operator token; every request observed (`observe`).
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/alerts", get(alerts::list))
@@ -127,6 +144,8 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(probe::readyz))
+        .route("/metrics", get(probe::metrics))
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
         .route("/style.css", get(assets::style))
@@ -139,6 +158,10 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -162,7 +185,9 @@ pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on a dashboard connection");
             }
         });
-    axum::serve(listener, router(state))
+    // The peer's address: `/metrics` answers loopback clients without the token.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Downlinks, Uplink};
 use crate::config::Config;
+use crate::metrics::{Metrics, UplinkKind};
 use crate::store::{DeviceProfile, DeviceState, Store, StoreError, StoredEvent};
 use crate::view::AlertView;
 
@@ -199,6 +200,7 @@ impl Engine {
         config: &Config,
         uplinks: mpsc::Receiver<Uplink>,
         downlinks: Downlinks,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<Engine, EngineError> {
         let (requests_tx, requests) = mpsc::channel(REQUEST_BUFFER);
@@ -211,7 +213,14 @@ impl Engine {
         let tx = store.batch()?;
         tx.replace_rooms(&config.rooms)?;
         tx.commit()?;
-        let state = State::load(&store, config, downlinks, events.clone(), outbox.clone())?;
+        let state = State::load(
+            &store,
+            config,
+            downlinks,
+            events.clone(),
+            outbox.clone(),
+            metrics,
+        )?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -396,6 +405,7 @@ impl Worker {
         with_timers: bool,
     ) -> Result<Effects, StoreError> {
         let mut effects = Effects::new(self.state.downlinks.clone(), self.state.events.clone());
+        let began = std::time::Instant::now();
         let tx = self.store.batch()?;
         for (index, input) in inputs.iter_mut().enumerate() {
             match input {
@@ -411,6 +421,9 @@ impl Worker {
         }
         let appended = tx.appended_lanes();
         tx.commit()?;
+        self.state
+            .metrics
+            .engine_batch(began.elapsed().as_secs_f64());
         for lane in appended {
             self.state.outbox.lane(lane).notify_one();
         }
@@ -485,6 +498,8 @@ struct State {
     /// has its own message at once, the summary follows at most once per [`STATUS_EVERY`].
     status_dirty: bool,
     next_status: UnixMillis,
+    /// Uplinks are counted here, once each, as they are applied.
+    metrics: Arc<Metrics>,
 }
 
 impl State {
@@ -494,6 +509,7 @@ impl State {
         downlinks: Downlinks,
         events: broadcast::Sender<StoredEvent>,
         outbox: Arc<OutboxSignals>,
+        metrics: Arc<Metrics>,
     ) -> Result<State, StoreError> {
         let now = UnixMillis::now();
         let devices = profiles(store)?;
@@ -510,6 +526,7 @@ impl State {
             next_housekeeping: now,
             status_dirty: true,
             next_status: now,
+            metrics,
         };
         state.alerts.load(store.open_alerts()?);
         Ok(state)
@@ -592,16 +609,24 @@ impl State {
             return Ok(());
         }
         if uplink.last_will {
+            self.metrics.uplink(UplinkKind::LastWill);
             return self.telemetry.last_will(tx, &device, now, effects);
         }
         let frame = match decode_uplink(&uplink.payload) {
             Ok(frame) => frame,
             Err(e) => {
+                self.metrics.uplink(UplinkKind::Undecodable);
                 // Not even proof of life: a device that sends garbage is not healthy.
                 tracing::warn!(device = %device.id, error = %e, "refused an undecodable uplink");
                 return Ok(());
             }
         };
+        self.metrics.uplink(match frame.body {
+            UplinkBody::ButtonPress(_) => UplinkKind::ButtonPress,
+            UplinkBody::CancelRequest(_) => UplinkKind::CancelRequest,
+            UplinkBody::Heartbeat(_) => UplinkKind::Heartbeat,
+            UplinkBody::Occupancy(_) => UplinkKind::Occupancy,
+        });
         self.telemetry
             .uplink(tx, &device, &frame.body, now, effects)?;
         let open_before = self.alerts.open_count();

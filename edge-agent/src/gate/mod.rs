@@ -38,12 +38,14 @@ mod wire;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use shared::ids::SchoolId;
+use shared::ids::{DeviceId, SchoolId};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::broker::{BrokerError, GateLink, UplinkPublisher};
 pub use limits::GateLimits;
@@ -96,6 +98,9 @@ struct GateState {
     registry: Arc<registry::Registry>,
     integrations: Arc<hub::Hub>,
     uplink: UplinkPublisher,
+    /// The listener is bound and its accept loop has not ended (connections wait in the
+    /// backlog between `bind` and `run`).
+    accepting: AtomicBool,
 }
 
 impl Gate {
@@ -132,6 +137,7 @@ impl Gate {
             registry,
             integrations,
             uplink,
+            accepting: AtomicBool::new(true),
         };
         Ok(Gate {
             listener,
@@ -176,13 +182,19 @@ impl Gate {
             let _ = stream.set_nodelay(true);
             let state = Arc::clone(&self.state);
             let shutdown = shutdown.clone();
-            tracker.spawn(async move {
-                let _slot = slot;
-                if let Err(ended) = session::run(state, stream, peer, pending, shutdown).await {
-                    tracing::debug!(%peer, reason = %ended, "device connection ended");
+            // Every line about this connection carries its id.
+            let span = tracing::info_span!("connection", id = %crate::request_id::new(), %peer);
+            tracker.spawn(
+                async move {
+                    let _slot = slot;
+                    if let Err(ended) = session::run(state, stream, peer, pending, shutdown).await {
+                        tracing::debug!(reason = %ended, "device connection ended");
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
+        self.state.accepting.store(false, Ordering::Relaxed);
         tracker.close();
         tracker.wait().await;
     }
@@ -192,6 +204,16 @@ impl GateHandle {
     /// Devices connected (past CONNECT) right now.
     pub fn connected_devices(&self) -> usize {
         self.state.registry.len()
+    }
+
+    /// The devices connected (past CONNECT) right now.
+    pub fn connected_device_ids(&self) -> Vec<DeviceId> {
+        self.state.registry.ids()
+    }
+
+    /// Whether the device listener is bound and its accept loop runs.
+    pub fn accepting(&self) -> bool {
+        self.state.accepting.load(Ordering::Relaxed)
     }
 
     /// Integrations connected (past CONNECT) right now.

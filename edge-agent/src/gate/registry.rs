@@ -103,6 +103,11 @@ impl Registry {
         self.lock().len()
     }
 
+    /// The devices connected now.
+    pub(super) fn ids(&self) -> Vec<DeviceId> {
+        self.lock().keys().cloned().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Entry>> {
         // Entries are inserted and removed whole; a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())

@@ -225,6 +225,19 @@ impl Store {
 }
 
 impl Reader {
+    /// How many alerts the database holds in each state (states with none are absent).
+    pub fn alert_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, count(*) FROM alerts GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| {
+            r.map(|(state, n)| (state, u64::try_from(n).unwrap_or(0)))
+                .map_err(StoreError::from)
+        })
+        .collect()
+    }
+
     /// Alerts matching `filter`, newest first.
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         list_alerts(&self.conn, filter)

@@ -239,6 +239,16 @@ impl Batch<'_> {
 }
 
 impl Reader {
+    /// Reads the schema: the database file is there, readable and not locked out for longer
+    /// than the busy timeout.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+        Ok(())
+    }
+
     /// Opens `path` (created and migrated by a [`Store`]) for reading only.
     pub fn open(path: &Path) -> Result<Reader, StoreError> {
         if !path.is_file() {

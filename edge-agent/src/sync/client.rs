@@ -13,11 +13,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use shared::ids::{GatewayId, Seq};
 use shared::sync::{Limits, SyncAck, SyncBatch, decode_ack, encode_batch};
+use tracing::Instrument;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::cloud_http::{chain, printable, read_bounded};
 use crate::config::{SyncSettings, SyncUrl};
 use crate::enroll::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
+use crate::metrics::Metrics;
 
 /// What the sync listener answered a probe ([`SyncClient::probe`]).
 #[derive(Debug, Clone)]
@@ -68,6 +70,21 @@ pub enum Outcome {
     Failed { message: String },
 }
 
+impl Outcome {
+    /// The outcome's name in metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Acked(_) => "acked",
+            Outcome::Gap { .. } => "gap",
+            Outcome::TooFast { .. } => "too_fast",
+            Outcome::TooLarge { .. } => "too_large",
+            Outcome::Malformed { .. } => "malformed",
+            Outcome::Refused { .. } => "refused",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// The cloud's error body, `{"error": {"code", "message"}, "expected_seq"?}`.
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
@@ -90,6 +107,7 @@ pub struct SyncClient {
     fresh: reqwest::Client,
     url: reqwest::Url,
     limits: Limits,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SyncClient {
@@ -122,6 +140,7 @@ impl SyncClient {
             fresh: build(false)?,
             url: sync_url.endpoint(SYNC_PATH),
             limits: Limits::default(),
+            metrics: None,
         })
     }
 
@@ -148,6 +167,13 @@ impl SyncClient {
             sent,
             received,
         })
+    }
+
+    /// The same client, timing every request into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> SyncClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Sends `batch` and sorts the answer, within the configured request timeout.
@@ -184,12 +210,31 @@ impl SyncClient {
         let body = encode_batch(batch).map_err(|e| Outcome::Failed {
             message: format!("cannot encode the batch: {e}"),
         });
+        let lane = batch.lane.as_str();
+        let records = batch.records.len();
+        // Each request has its own id, sent as `X-Request-Id` so the cloud's log lines for it
+        // carry the same id as ours.
+        let id = crate::request_id::new();
+        let span = tracing::info_span!("sync_request", id = %id, lane);
         async move {
-            match body {
-                Ok(body) => self.post(http, body, timeout).await,
+            let started = std::time::Instant::now();
+            let outcome = match body {
+                Ok(body) => self.post(http, body, timeout, &id).await,
                 Err(failed) => failed,
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            if let Some(metrics) = &self.metrics {
+                metrics.sync_request(lane, outcome.label(), seconds);
             }
+            tracing::debug!(
+                records,
+                outcome = outcome.label(),
+                ms = seconds * 1e3,
+                "sync request done"
+            );
+            outcome
         }
+        .instrument(span)
     }
 
     async fn post(
@@ -197,8 +242,11 @@ impl SyncClient {
         http: &reqwest::Client,
         body: Vec<u8>,
         timeout: Option<Duration>,
+        request_id: &str,
     ) -> Outcome {
-        let mut request = http.post(self.url.clone());
+        let mut request = http
+            .post(self.url.clone())
+            .header(crate::request_id::HEADER, request_id);
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

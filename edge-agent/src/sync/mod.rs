@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::EngineHandle;
+use crate::metrics::Metrics;
 use crate::store::DB_FILE;
 
 pub use client::{ClientError, Outcome, Probe, SYNC_PATH, SyncClient};
@@ -47,7 +48,12 @@ impl SyncLoop {
     /// Starts one task per lane if the gateway is enrolled and its enrollment files are
     /// usable. Otherwise nothing runs and the status says why: the gateway works on without
     /// the cloud either way.
-    pub fn start(config: &Config, data_dir: &Path, engine: &EngineHandle) -> SyncLoop {
+    pub fn start(
+        config: &Config,
+        data_dir: &Path,
+        engine: &EngineHandle,
+        metrics: &Arc<Metrics>,
+    ) -> SyncLoop {
         let epoch = engine.epoch();
         let idle = |state, reason| SyncLoop {
             status: Arc::new(SyncStatus::fixed(state, Some(epoch), reason)),
@@ -60,7 +66,7 @@ impl SyncLoop {
         };
         let client =
             match SyncClient::new(data_dir, &cloud.sync_url, &cloud.gateway_id, &config.sync) {
-                Ok(client) => client,
+                Ok(client) => client.with_metrics(Arc::clone(metrics)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot sync with the cloud");
                     return idle(LinkState::Misconfigured, Some(e.to_string()));

@@ -95,6 +95,8 @@ pub(crate) struct TestCloud {
     owner: PgPool,
     pub(crate) public: u16,
     pub(crate) sync: u16,
+    /// Its metrics listener (`/metrics`, `/healthz`, `/readyz`).
+    pub(crate) metrics: u16,
     pub(crate) data: tempfile::TempDir,
 }
 
@@ -115,7 +117,7 @@ impl TestCloud {
         ]);
         let owner = PgPool::connect_with(opts.clone()).await.unwrap();
         let data = tempfile::tempdir().unwrap();
-        let (public, sync) = (free_port(), free_port());
+        let (public, sync, metrics) = (free_port(), free_port(), free_port());
         let mut cloud = TestCloud {
             child: None,
             owner_url,
@@ -123,6 +125,7 @@ impl TestCloud {
             owner,
             public,
             sync,
+            metrics,
             data,
         };
         cloud.spawn();
@@ -146,6 +149,7 @@ impl TestCloud {
             .arg(self.data.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.public)])
             .args(["--sync-listen", &format!("127.0.0.1:{}", self.sync)])
+            .args(["--metrics-listen", &format!("127.0.0.1:{}", self.metrics)])
             .env_remove("DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(log)

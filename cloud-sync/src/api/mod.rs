@@ -5,20 +5,33 @@
 //!   every people-facing handler takes it.
 //! - `login_limit`: login attempts per account and per source address.
 //! - `me`: `GET /api/v1/me`, the first route behind [`Caller`].
+//! - `directory`, `alerts`, `users`, `audit`: the REST API people use (regions, schools and
+//!   what they hold; alerts, their actions, notes, statistics, exports; people; the audit
+//!   log), every handler behind [`Caller`], every query under the caller's scope.
+//! - `openapi`: those routes registered together with their OpenAPI document (served at
+//!   `/api/v1/openapi.json`), so no route exists undocumented.
+//! - `extract`, `page`: JSON-error extractors with bounded bodies; cursor pagination.
 //! - `enroll`: `POST /api/v1/enroll` on the public listener.
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
+mod alerts;
+mod audit;
 mod auth;
 mod caller;
+mod directory;
 mod enroll;
 mod error;
+mod extract;
 mod login_limit;
 mod me;
+mod openapi;
+mod page;
 mod rate;
 mod sync;
+mod users;
 
 use std::sync::Arc;
 
@@ -31,9 +44,10 @@ use crate::auth::KeyRing;
 use crate::config::Liveness;
 use crate::pki::GatewayCa;
 
-pub use caller::Caller;
+pub use caller::{Caller, Capability};
 pub use error::ApiError;
 pub use login_limit::LoginLimiter;
+pub use openapi::{OPENAPI_PATH, document as openapi_document};
 pub use rate::RateLimiter;
 pub use sync::SYNC_MEDIA_TYPE;
 
@@ -59,12 +73,15 @@ pub struct AppState {
 /// The public listener's routes. Serve them with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: login limits need the peer.
 pub fn public_router(state: AppState) -> Router {
+    let (people, document) = openapi::router().split_for_parts();
+    let document = Arc::new(document);
     Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/me", get(me::me))
+        .merge(people)
+        .route(
+            OPENAPI_PATH,
+            get(move || async move { axum::Json(document.as_ref().clone()) }),
+        )
         .with_state(state)
 }
 

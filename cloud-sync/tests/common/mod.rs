@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub(crate) mod estate;
 pub(crate) mod gateway;
 pub(crate) mod people;
 pub(crate) mod records;

@@ -82,6 +82,7 @@ pub fn public_router(state: AppState) -> Router {
             OPENAPI_PATH,
             get(move || async move { axum::Json(document.as_ref().clone()) }),
         )
+        .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
 

@@ -179,15 +179,15 @@ pub(super) async fn disable(
     Path(user): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&state, Capability::Administer).await?;
-    let Some((target, total)) = users::get(&state.pool, &caller.scope, user).await? else {
-        return Err(ApiError::not_found("user"));
-    };
-    if target.user_id == caller.user_id {
+    if user == caller.user_id {
         return Err(ApiError::conflict(
             "self",
             "you cannot disable your own account; ask another administrator",
         ));
     }
+    let Some((target, total)) = users::get(&state.pool, &caller.scope, user).await? else {
+        return Err(ApiError::not_found("user"));
+    };
     if total > target.grants.len() as i64 {
         caller
             .audit_refusal(

@@ -34,6 +34,8 @@ pub struct Caller {
     pub scope: UserScope,
     /// `METHOD /path` of the request, for the audit log.
     pub request: String,
+    /// When the access token expires (seconds since the epoch): a live stream ends then.
+    pub token_expires_at: u64,
 }
 
 /// What a role may do beyond reading within its scope.
@@ -130,7 +132,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let user_id = state.keys.verify(token).map_err(|refusal| {
+        let (user_id, token_expires_at) = state.keys.verify_until(token).map_err(|refusal| {
             tracing::info!(?refusal, "access token refused");
             ApiError::invalid_token()
         })?;
@@ -144,6 +146,7 @@ impl FromRequestParts<AppState> for Caller {
             grants: record.grants,
             scope: record.scope,
             request: format!("{} {}", parts.method, parts.uri.path()),
+            token_expires_at,
         })
     }
 }

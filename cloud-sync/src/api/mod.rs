@@ -8,6 +8,8 @@
 //! - `directory`, `alerts`, `users`, `audit`: the REST API people use (regions, schools and
 //!   what they hold; alerts, their actions, notes, statistics, exports; people; the audit
 //!   log), every handler behind [`Caller`], every query under the caller's scope.
+//! - `realtime`: `GET /api/v1/realtime/events`, the caller's live events (SSE), fed by
+//!   [`crate::realtime::Hub`].
 //! - `openapi`: those routes registered together with their OpenAPI document (served at
 //!   `/api/v1/openapi.json`), so no route exists undocumented.
 //! - `extract`, `page`: JSON-error extractors with bounded bodies; cursor pagination.
@@ -30,6 +32,7 @@ mod me;
 mod openapi;
 mod page;
 mod rate;
+mod realtime;
 mod sync;
 mod users;
 
@@ -68,6 +71,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Login attempt budgets.
     pub login_limits: Arc<LoginLimiter>,
+    /// This replica's fan-out of realtime events.
+    pub realtime: Arc<crate::realtime::Hub>,
 }
 
 /// The public listener's routes. Serve them with

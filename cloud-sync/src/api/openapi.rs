@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, alerts, audit, auth, directory, me, users};
+use super::{AppState, alerts, audit, auth, directory, me, realtime, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -29,7 +29,8 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "estate", description = "Regions, schools, rooms, devices, snapshots"),
         (name = "alerts", description = "Alerts and the actions people ask schools to take"),
         (name = "users", description = "People, managed within a scope"),
-        (name = "audit", description = "Who did what")
+        (name = "audit", description = "Who did what"),
+        (name = "realtime", description = "Live events (Server-Sent Events)")
     )
 )]
 struct ApiDoc;
@@ -75,6 +76,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::disable))
         .routes(routes!(audit::list))
+        .routes(routes!(realtime::events))
 }
 
 /// The OpenAPI document of the public listener.

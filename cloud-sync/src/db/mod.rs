@@ -14,6 +14,8 @@
 //!   rooms, devices and snapshot history.
 //! - `alerts`: alerts as people read them (filters, history, statistics) and their notes.
 //! - `users`: managing people within a scope.
+//! - `realtime`: the stored realtime events (a reconnecting stream's catch-up) and their
+//!   retention.
 
 pub mod accounts;
 pub mod admin;
@@ -24,6 +26,7 @@ pub mod directory;
 pub mod enroll;
 pub mod ingest;
 pub mod liveness;
+pub mod realtime;
 pub mod users;
 
 use shared::ids::SchoolId;

@@ -84,6 +84,7 @@ impl Server {
                 config.login_limits,
                 config.trusted_proxies,
             )),
+            realtime: Arc::new(crate::realtime::Hub::new()),
         };
         Ok(Self {
             state,
@@ -137,6 +138,8 @@ impl Server {
             cancel.clone(),
             tracker.clone(),
         ));
+        tracker
+            .spawn(Arc::clone(&self.state.realtime).run(self.state.pool.clone(), cancel.clone()));
         tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
         tracker.spawn(key_reload(self.state.keys.clone(), cancel.clone()));
         tracker.spawn(liveness_watch(
@@ -154,6 +157,7 @@ impl Server {
         tracing::info!("shutting down");
         service::stopping();
         cancel.cancel();
+        self.state.realtime.close();
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
             .await

@@ -26,7 +26,10 @@ fn alerts_of(events: &[Sse]) -> Vec<(String, String)> {
         .map(|e| {
             (
                 e.data["school_id"].as_str().expect("school").to_owned(),
-                e.data["data"]["alert_id"].as_str().expect("alert id").to_owned(),
+                e.data["data"]["alert_id"]
+                    .as_str()
+                    .expect("alert id")
+                    .to_owned(),
             )
         })
         .collect()

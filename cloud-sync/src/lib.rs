@@ -20,8 +20,10 @@
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
-//! Modules that later parts of #7 bring (see ARCHITECTURE.md): the rest of the API for
-//! people, `realtime`, the dashboard.
+//! - [`realtime`]: the replica's fan-out of committed events (Postgres `LISTEN`) to its SSE
+//!   streams.
+//!
+//! The dashboard comes with a later part of #7 (see ARCHITECTURE.md).
 //!
 //! # Invariants
 //!
@@ -39,6 +41,7 @@ pub mod db;
 pub mod inspect;
 pub mod metrics;
 pub mod pki;
+pub mod realtime;
 pub mod server;
 
 pub use config::{Config, Liveness, LoginLimits, Quota};

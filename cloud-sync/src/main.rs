@@ -362,6 +362,8 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
             eprintln!("cloud-sync: {created} snapshot partitions created, {dropped} dropped");
             let tokens = db::accounts::prune_refresh_tokens(&pool).await?;
             eprintln!("cloud-sync: {tokens} refresh tokens expired over a day ago deleted");
+            let events = db::realtime::prune(&pool, 24).await?;
+            eprintln!("cloud-sync: {events} realtime events older than 24 h deleted");
         }
     }
     Ok(())

@@ -38,6 +38,8 @@ DO $$ DECLARE s text; BEGIN FOREACH s IN ARRAY ARRAY['school-a', 'school-b'] LOO
   INSERT INTO alert_events SELECT s, 'gw-1', 2, alert_id, 0, 'triggered', 'triggered', 'high', 'device', 'btn-1', 7 FROM alerts WHERE school_id = s;
   INSERT INTO gateway_commands (school_id, command_id, gateway_id, kind, alert_id, requested_by)
     SELECT s, gen_random_uuid(), 'gw-1', 'acknowledge', alert_id, 'ops' FROM alerts WHERE school_id = s;
+  INSERT INTO alert_notes (school_id, alert_id, note_id, author, body)
+    SELECT s, alert_id, gen_random_uuid(), 'user:x', 'Checked.' FROM alerts WHERE school_id = s;
   INSERT INTO snapshots VALUES (s, 'gw-1', 3, now(), 10, 9, 1, 2, 1, 5, 0, 7);
   INSERT INTO role_grants VALUES ('00000000-0000-4000-8000-000000000001', 'viewer', NULL, s);
   INSERT INTO audit_log (school_id, actor, action, outcome) VALUES (s, 'test', 'seed', 'ok');

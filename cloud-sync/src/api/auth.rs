@@ -30,28 +30,32 @@ use crate::pki::TokenHash;
 /// Larger than any honest request: an address, a password of at most 1 KiB, a token.
 const MAX_BODY: usize = 8 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RefreshRequest {
     refresh_token: String,
 }
 
 /// The answer to a login or refresh (RFC 6749's shape).
-#[derive(Debug, Serialize)]
-struct TokenPair {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TokenPair {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
     refresh_token: String,
 }
 
+/// `POST /api/v1/auth/login`.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Wrong address or password"),
+        (status = 429, description = "Too many attempts; see Retry-After")))]
 pub(super) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -125,6 +129,9 @@ pub(super) async fn login(
     token_pair(&state, user.user_id, refresh)
 }
 
+/// `POST /api/v1/auth/refresh`.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Unknown, expired or reused token")))]
 pub(super) async fn refresh(
     State(state): State<AppState>,
     body: Bytes,
@@ -151,6 +158,9 @@ pub(super) async fn refresh(
     }
 }
 
+/// `POST /api/v1/auth/logout`.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "The session has ended")))]
 pub(super) async fn logout(
     State(state): State<AppState>,
     body: Bytes,

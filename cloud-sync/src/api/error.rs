@@ -48,6 +48,31 @@ impl ApiError {
         err
     }
 
+    /// 400: the request itself is wrong; the message says how.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404: nothing by that id, or nothing the caller may see (the two answer alike, so ids
+    /// outside a caller's scope cannot be probed).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    /// 403: the object is in the caller's scope but their role may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 409: the request conflicts with the object's state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_fast(retry_after_secs: u64) -> Self {
         let mut err = Self::new(

@@ -8,6 +8,10 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, Caller};
 use crate::db::{self, Reach};
 
+/// `GET /api/v1/me`: the caller, their roles and the schools of their scope.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Object),
+        (status = 401, description = "No valid access token")))]
 pub(super) async fn me(
     State(state): State<AppState>,
     caller: Caller,

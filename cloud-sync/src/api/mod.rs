@@ -7,6 +7,14 @@
 //! - `me`: `GET /api/v1/me`, the first route behind [`Caller`].
 //! - `enroll`: `POST /api/v1/enroll` and `POST /api/v1/enroll/check` (a token checked
 //!   without being used) on the public listener.
+//! - `directory`, `alerts`, `users`, `audit`: the REST API people use (regions, schools and
+//!   what they hold; alerts, their actions, notes, statistics, exports; people; the audit
+//!   log), every handler behind [`Caller`], every query under the caller's scope.
+//! - `realtime`: `GET /api/v1/realtime/events`, the caller's live events (SSE), fed by
+//!   [`crate::realtime::Hub`].
+//! - `openapi`: those routes registered together with their OpenAPI document (served at
+//!   `/api/v1/openapi.json`), so no route exists undocumented.
+//! - `extract`, `page`: JSON-error extractors with bounded bodies; cursor pagination.
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
@@ -15,16 +23,24 @@
 //!   listener only).
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
+mod alerts;
+mod audit;
 mod auth;
 mod caller;
+mod directory;
 mod enroll;
 mod error;
+mod extract;
 mod login_limit;
 mod me;
 mod observe;
+mod openapi;
+mod page;
 mod probe;
 mod rate;
+mod realtime;
 mod sync;
+mod users;
 
 use std::sync::Arc;
 
@@ -39,9 +55,10 @@ use crate::config::Liveness;
 use crate::metrics::Metrics;
 use crate::pki::GatewayCa;
 
-pub use caller::Caller;
+pub use caller::{Caller, Capability};
 pub use error::ApiError;
 pub use login_limit::LoginLimiter;
+pub use openapi::{OPENAPI_PATH, document as openapi_document};
 pub use probe::{Listeners, READY_TIMEOUT};
 pub use rate::RateLimiter;
 pub use sync::SYNC_MEDIA_TYPE;
@@ -67,20 +84,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether each listener is served, for `/readyz`.
     pub listeners: Arc<Listeners>,
+    /// This replica's fan-out of realtime events.
+    pub realtime: Arc<crate::realtime::Hub>,
 }
 
 /// The public listener's routes. Serve them with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: login limits need the peer.
 pub fn public_router(state: AppState) -> Router {
+    let (people, document) = openapi::router().split_for_parts();
+    let document = Arc::new(document);
     Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
+        .merge(people)
+        .route(
+            OPENAPI_PATH,
+            get(move || async move { axum::Json(document.as_ref().clone()) }),
+        )
         .route(shared::enroll::ENROLL_CHECK_PATH, post(enroll::check))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/me", get(me::me))
         .route("/healthz", get(probe::healthz))
         .route("/readyz", get(probe::readyz))
+        .fallback(|| async { ApiError::not_found("route") })
         .layer(from_fn_with_state(
             observer(&state, "public"),
             observe::observe,

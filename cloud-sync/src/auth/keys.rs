@@ -152,6 +152,12 @@ impl KeyRing {
 
     /// The user an access token was issued to, if it is one of ours and still valid.
     pub fn verify(&self, token: &str) -> Result<Uuid, TokenRefusal> {
+        self.verify_until(token).map(|(user, _)| user)
+    }
+
+    /// [`KeyRing::verify`], also answering when the token expires (seconds since the epoch):
+    /// a live stream ends then.
+    pub fn verify_until(&self, token: &str) -> Result<(Uuid, u64), TokenRefusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRefusal::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenRefusal::WrongAlgorithm);
@@ -170,7 +176,9 @@ impl KeyRing {
                 _ => TokenRefusal::Invalid(e.to_string()),
             },
         )?;
-        Uuid::parse_str(&data.claims.sub).map_err(|e| TokenRefusal::Invalid(e.to_string()))
+        let user =
+            Uuid::parse_str(&data.claims.sub).map_err(|e| TokenRefusal::Invalid(e.to_string()))?;
+        Ok((user, data.claims.exp))
     }
 
     fn current(&self) -> Arc<Keys> {

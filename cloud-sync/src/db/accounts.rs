@@ -16,9 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use super::{
-    DbError, Reach, Scope, UserScope, begin, is_foreign_key_violation, is_unique_violation,
-};
+use super::{DbError, Reach, Scope, UserScope, begin};
 use crate::auth::{Email, Grant, PasswordHash, Role};
 use crate::pki::TokenHash;
 
@@ -33,55 +31,15 @@ pub async fn create_user(
     password_hash: &PasswordHash,
     grant: &Grant,
 ) -> Result<Uuid, DbError> {
-    let user_id = Uuid::now_v7();
-    let mut tx = begin(pool, Scope::AllSchools).await?;
-    let inserted =
-        sqlx::query("INSERT INTO users (user_id, email, password_hash) VALUES ($1, $2, $3)")
-            .bind(user_id)
-            .bind(email.as_str())
-            .bind(password_hash.as_str())
-            .execute(&mut *tx)
-            .await;
-    match inserted {
-        Err(err) if is_unique_violation(&err) => {
-            return Err(DbError::Conflict(format!("a user {email} exists already")));
-        }
-        other => other?,
-    };
-    let granted = sqlx::query(
-        "INSERT INTO role_grants (user_id, role, region_id, school_id) VALUES ($1, $2, $3, $4)",
+    super::users::create(
+        pool,
+        Scope::AllSchools,
+        ADMIN_ACTOR,
+        email,
+        password_hash,
+        grant,
     )
-    .bind(user_id)
-    .bind(grant.role().as_str())
-    .bind(grant.region().map(|r| r.as_str()))
-    .bind(grant.school().map(SchoolId::as_str))
-    .execute(&mut *tx)
-    .await;
-    match granted {
-        Err(err) if is_foreign_key_violation(&err) => {
-            return Err(DbError::NotFound(match (grant.region(), grant.school()) {
-                (Some(region), _) => format!("no region {region}"),
-                (_, Some(school)) => format!("no school {school}"),
-                _ => "the grant's region or school does not exist".to_owned(),
-            }));
-        }
-        other => other?,
-    };
-    let entry = AuditEntry {
-        school_id: grant.school(),
-        actor: ADMIN_ACTOR.to_owned(),
-        action: "create_user",
-        outcome: "ok",
-        detail: json!({
-            "user_id": user_id,
-            "email": email.as_str(),
-            "role": grant.role().as_str(),
-            "region_id": grant.region().map(|r| r.as_str()),
-        }),
-    };
-    audit::record(&mut tx, &entry).await?;
-    tx.commit().await?;
-    Ok(user_id)
+    .await
 }
 
 /// What login needs to know about an address.

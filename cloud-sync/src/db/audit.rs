@@ -1,8 +1,13 @@
 //! The append-only audit log: who did what to which school, and whether it was allowed.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 use shared::ids::SchoolId;
-use sqlx::PgConnection;
+use sqlx::{FromRow, PgConnection};
+use utoipa::ToSchema;
+
+use super::{DbError, UserScope, begin};
 
 /// One audit entry.
 #[derive(Debug, Clone)]
@@ -43,4 +48,66 @@ pub async fn record_alone(pool: &sqlx::PgPool, entry: &AuditEntry<'_>) -> Result
     };
     record(&mut tx, entry).await?;
     tx.commit().await
+}
+
+/// An audit entry as people read it.
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+pub struct AuditRecord {
+    /// Its number; later entries have larger ones.
+    pub audit_id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The school concerned; `null` for platform entries (superadmins only).
+    pub school_id: Option<String>,
+    /// `user:<id>`, `gateway:<id>`, `admin-cli`, …
+    pub actor: String,
+    /// What was attempted.
+    pub action: String,
+    /// `ok` or why it was refused.
+    pub outcome: String,
+    /// The particulars.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// Which entries an audit read wants.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// One school.
+    pub school: Option<SchoolId>,
+    /// One action.
+    pub action: Option<String>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Audit entries in scope, newest first, before `after`, at most `limit + 1`. Platform
+/// entries (no school) are in a superadmin's scope only.
+pub async fn list(
+    pool: &sqlx::PgPool,
+    scope: &UserScope,
+    filter: &AuditFilter,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, DbError> {
+    let mut tx = begin(pool, scope).await?;
+    let rows = sqlx::query_as(
+        "SELECT audit_id, at, school_id, actor, action, outcome, detail FROM audit_log \
+         WHERE ($1::text IS NULL OR school_id = $1) AND ($2::text IS NULL OR action = $2) \
+           AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4) \
+           AND ($5::bigint IS NULL OR audit_id < $5) \
+         ORDER BY audit_id DESC LIMIT $6",
+    )
+    .bind(filter.school.as_ref().map(SchoolId::as_str))
+    .bind(filter.action.as_deref())
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }

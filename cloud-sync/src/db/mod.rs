@@ -9,15 +9,25 @@
 //!   transaction.
 //! - `liveness`: when each gateway last synced; marking silent gateways offline and back.
 //! - `commands`: cloud → gateway commands (requested, delivered, confirmed).
-//! - `audit`: the append-only audit log.
+//! - `audit`: the append-only audit log, and reading it within a scope.
+//! - `directory`: what people read about regions, schools (with their latest numbers),
+//!   rooms, devices and snapshot history.
+//! - `alerts`: alerts as people read them (filters, history, statistics) and their notes.
+//! - `users`: managing people within a scope.
+//! - `realtime`: the stored realtime events (a reconnecting stream's catch-up) and their
+//!   retention.
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod commands;
+pub mod directory;
 pub mod enroll;
 pub mod ingest;
 pub mod liveness;
+pub mod realtime;
+pub mod users;
 
 use shared::ids::SchoolId;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -60,6 +70,16 @@ pub enum Reach {
     All,
     /// These schools, sorted, without duplicates (possibly none).
     Schools(Vec<SchoolId>),
+}
+
+impl UserScope {
+    /// True when `school` is one of the scope's schools.
+    pub fn covers(&self, school: &SchoolId) -> bool {
+        match &self.reach {
+            Reach::All => true,
+            Reach::Schools(schools) => schools.binary_search(school).is_ok(),
+        }
+    }
 }
 
 /// What [`begin`] takes: a [`Scope`] (services, admin commands, upkeep) or a person's

@@ -98,6 +98,7 @@ impl Server {
             )),
             metrics: Arc::new(Metrics::new()),
             listeners: Listeners::bound(),
+            realtime: Arc::new(crate::realtime::Hub::new()),
         };
         Ok(Self {
             state,
@@ -173,6 +174,8 @@ impl Server {
                 tracing::error!(error = %err, "metrics listener failed");
             }
         });
+        tracker
+            .spawn(Arc::clone(&self.state.realtime).run(self.state.pool.clone(), cancel.clone()));
         tracker.spawn(partition_upkeep(self.state.pool.clone(), cancel.clone()));
         tracker.spawn(key_reload(self.state.keys.clone(), cancel.clone()));
         tracker.spawn(liveness_watch(
@@ -190,6 +193,7 @@ impl Server {
         tracing::info!("shutting down");
         service::stopping();
         cancel.cancel();
+        self.state.realtime.close();
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
             .await

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub(crate) mod estate;
 pub(crate) mod gateway;
 pub(crate) mod people;
 pub(crate) mod records;
+pub(crate) mod sse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +47,8 @@ pub(crate) struct TestCloud {
     pub(crate) metrics: SocketAddr,
     pub(crate) ca_pem: String,
     pub(crate) data_dir: PathBuf,
+    opts: PgConnectOptions,
+    options: Options,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -90,42 +94,27 @@ impl TestCloud {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let config = Config {
-            database: opts.clone().username(db::APP_ROLE),
-            pool_size: 60,
-            data_dir: data_dir.clone(),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            sync_listen: "127.0.0.1:0".parse().expect("addr"),
-            metrics_listen: "127.0.0.1:0".parse().expect("addr"),
-            sync_names: vec!["localhost".to_owned()],
-            limits: options.limits,
-            rate_per_sec: options.rate_per_sec,
-            rate_burst: options.rate_burst,
-            liveness: options.liveness,
-            login_limits: options.login_limits,
-            trusted_proxies: Vec::new(),
-        };
-        let server = Server::bind(config).await.expect("bind the cloud");
-        let public = server.public_addr().expect("addr");
-        let sync = server.sync_addr().expect("addr");
-        let metrics = server.metrics_addr().expect("addr");
-        let ca_pem = server.ca_pem().to_owned();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("cloud ran");
-        });
+        let (server, stop, task) = serve(opts, options, &data_dir).await;
         Self {
             owner,
-            public,
-            sync,
-            metrics,
-            ca_pem,
+            public: server.0,
+            sync: server.1,
+            metrics: server.2,
+            ca_pem: server.3,
             data_dir,
+            opts: opts.clone(),
+            options,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Another replica of the service on the same database and data directory (so the same
+    /// CA and signing keys), on ports of its own.
+    pub(crate) async fn replica(&self) -> Replica {
+        let (server, stop, task) = serve(&self.opts, self.options, &self.data_dir).await;
+        Replica {
+            public: server.0,
             stop: Some(stop),
             task: Some(task),
         }
@@ -186,4 +175,71 @@ impl Drop for TestCloud {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// A second replica of a [`TestCloud`] (see [`TestCloud::replica`]).
+pub(crate) struct Replica {
+    pub(crate) public: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Replica {
+    /// `http://host:port` of its public listener.
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.public)
+    }
+
+    /// Stops it and waits for it to drain.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("replica task");
+        }
+    }
+}
+
+/// Binds and runs a service: its public, sync and metrics addresses and CA, the stop sender,
+/// the task.
+async fn serve(
+    opts: &PgConnectOptions,
+    options: Options,
+    data_dir: &std::path::Path,
+) -> (
+    (SocketAddr, SocketAddr, SocketAddr, String),
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
+    let config = Config {
+        database: opts.clone().username(db::APP_ROLE),
+        pool_size: 60,
+        data_dir: data_dir.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        sync_listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        sync_names: vec!["localhost".to_owned()],
+        limits: options.limits,
+        rate_per_sec: options.rate_per_sec,
+        rate_burst: options.rate_burst,
+        liveness: options.liveness,
+        login_limits: options.login_limits,
+        trusted_proxies: Vec::new(),
+    };
+    let server = Server::bind(config).await.expect("bind the cloud");
+    let public = server.public_addr().expect("addr");
+    let sync = server.sync_addr().expect("addr");
+    let metrics = server.metrics_addr().expect("addr");
+    let ca_pem = server.ca_pem().to_owned();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("cloud ran");
+    });
+    ((public, sync, metrics, ca_pem), stop, task)
 }

@@ -6,8 +6,10 @@
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
+//! - `demo`     — `cargo xtask demo`: the whole system on this machine.
 
 mod bench;
+mod demo;
 mod postgres;
 mod system;
 mod test;
@@ -36,8 +38,9 @@ enum Command {
     Postgres,
     /// Run a benchmark scenario with release builds and print its figures (medians of runs).
     Bench(bench::BenchArgs),
-    /// Run the whole system on this machine (brought by the cloud dashboard issue, #7).
-    Demo,
+    /// Run the whole system on this machine: a throwaway PostgreSQL, the cloud, two enrolled
+    /// school gateways with simulated buttons and cameras, and demo accounts; Ctrl-C stops it.
+    Demo(demo::DemoArgs),
     /// Build the Debian packages into target/packages (brought by the packaging issue, #8).
     Package,
 }
@@ -56,9 +59,7 @@ fn main() {
         Command::Test(args) => test::run(&args),
         Command::Postgres => serve_postgres(),
         Command::Bench(args) => bench::run(&args),
-        Command::Demo => Err(anyhow::anyhow!(
-            "`cargo xtask demo` is not built yet: issue #7 (cloud dashboard and demo) brings it"
-        )),
+        Command::Demo(args) => demo::run(&args),
         Command::Package => Err(anyhow::anyhow!(
             "`cargo xtask package` is not built yet: issue #8 (packaging) brings it"
         )),

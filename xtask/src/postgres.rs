@@ -41,6 +41,12 @@ impl Postgres {
             }
             return Ok(Postgres { url, cluster: None });
         }
+        Self::throwaway()
+    }
+
+    /// Starts a throwaway cluster, whatever `DATABASE_URL` says (the demo never touches a
+    /// database it did not make).
+    pub(crate) fn throwaway() -> Result<Postgres> {
         let bin = match find_bin_dir() {
             Some(bin) => bin,
             None => {
@@ -180,6 +186,13 @@ impl Cluster {
 }
 
 // === finding and installing the server ===
+
+/// A client program of the installed PostgreSQL (`psql`, `pg_isready`, …).
+pub(crate) fn client(name: &str) -> Option<PathBuf> {
+    find_bin_dir()
+        .map(|bin| bin.join(name))
+        .filter(|p| p.exists())
+}
 
 /// The newest `/usr/lib/postgresql/<version>/bin` that has `initdb` and `pg_ctl`.
 fn find_bin_dir() -> Option<PathBuf> {

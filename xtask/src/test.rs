@@ -2,8 +2,8 @@
 //!
 //! Order: cheap checks first (fmt, clippy, the no_std build), then the system tools the tests
 //! drive (installed with apt when missing), then a PostgreSQL server for the tests, then every
-//! test of the workspace (nextest when installed, plus doctests). The cluster this command
-//! started is stopped on every path out, including failures.
+//! test of the workspace (nextest when installed, plus doctests), then `cargo xtask demo
+//! --check`. The cluster this command started is stopped on every path out, including failures.
 
 use anyhow::{Result, bail};
 
@@ -33,7 +33,17 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
     let postgres = Postgres::ensure()?;
     let result = run_tests(&postgres.url, &args.runner_args);
     postgres.stop();
-    result
+    result?;
+    if args.runner_args.is_empty() {
+        // README's first command must work: the demo, started and checked end to end (a
+        // press at each school reaches the cloud), then stopped. Its own cluster, after the
+        // tests' one is gone.
+        crate::demo::run(&crate::demo::DemoArgs {
+            port_base: 18_000,
+            check: true,
+        })?;
+    }
+    Ok(())
 }
 
 /// Programs the tests run as independent clients, each with the Debian package that has it.

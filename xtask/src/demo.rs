@@ -22,8 +22,8 @@ use crate::{INTERRUPTED, system};
 /// `cargo xtask demo` flags.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Ports used: BASE+80 (cloud, dashboard), BASE+443 (cloud sync), BASE+883.. (gateways'
-    /// device listeners), BASE+81.. (gateways' local dashboards).
+    /// Ports used: BASE+80 (cloud, dashboard), BASE+443 (cloud sync), BASE+464 (cloud
+    /// metrics), BASE+883.. (gateways' device listeners), BASE+81.. (gateways' dashboards).
     #[arg(long, default_value_t = 18_000, value_parser = clap::value_parser!(u16).range(1024..=64_000))]
     pub(crate) port_base: u16,
     /// Start everything, wait until a simulated press reaches the cloud, then stop (a test).
@@ -125,6 +125,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let base = args.port_base;
     let public = format!("127.0.0.1:{}", base + 80);
     let sync = format!("127.0.0.1:{}", base + 443);
+    let metrics = format!("127.0.0.1:{}", base + 464);
 
     // The cloud: schema, a region, two schools, three people.
     system::run(Command::new(&cloud_sync).args(["migrate", "--database-url", &owner]))?;
@@ -195,6 +196,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
                 &sync,
                 "--sync-name",
                 "localhost",
+                "--metrics-listen",
+                &metrics,
             ])
             .env("RUST_LOG", "info"),
         &dir.join("cloud.log"),
@@ -264,6 +267,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     for (role, email, password, _) in PEOPLE {
         println!("  {role:<13} {email:<38} password: {password}");
     }
+    println!();
+    println!("Cloud metrics:    http://{metrics}/metrics");
     println!();
     println!("Gateways (front-office dashboards, work without the cloud):");
     for (id, http, operator) in &gateways {

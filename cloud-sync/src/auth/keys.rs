@@ -228,16 +228,23 @@ pub fn add_signing_key(data_dir: &Path) -> Result<String, AuthError> {
     let rng = SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| AuthError::Random)?;
     let newest = key_files(&dir)?.into_iter().map(|(kid, _)| kid).max();
-    // Within one second the random suffix decides the order: draw until it sorts last. A
+    // Within one second the random suffix decides the order: draw until it sorts last; when
+    // the newest key of this same second drew a suffix too high to beat, wait for the next
+    // second (a key made seconds before was otherwise refused about once in 65 rotations). A
     // newest key from the future (a clock set back) is an error, not a silent non-rotation.
     let mut kid = None;
-    for _ in 0..64 {
-        let mut suffix = [0u8; 3];
-        rng.fill(&mut suffix).map_err(|_| AuthError::Random)?;
-        let candidate = format!("{}-{}", utc_stamp(SystemTime::now()), hex::encode(suffix));
-        if newest.as_ref().is_none_or(|newest| candidate > *newest) {
-            kid = Some(candidate);
-            break;
+    'seconds: for second in 0..3 {
+        if second > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1_000));
+        }
+        for _ in 0..64 {
+            let mut suffix = [0u8; 3];
+            rng.fill(&mut suffix).map_err(|_| AuthError::Random)?;
+            let candidate = format!("{}-{}", utc_stamp(SystemTime::now()), hex::encode(suffix));
+            if newest.as_ref().is_none_or(|newest| candidate > *newest) {
+                kid = Some(candidate);
+                break 'seconds;
+            }
         }
     }
     let kid = kid.ok_or_else(|| AuthError::KeyOrder {

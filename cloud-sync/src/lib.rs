@@ -16,6 +16,9 @@
 //!   that puts each connection's certificate identity into its requests; the background
 //!   tasks (snapshot partitions, gateway liveness); systemd's notify protocol and watchdog.
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
+//! - [`settings`]: where `serve`'s settings come from — flags, `HALLWATCH_CLOUD_*` variables,
+//!   the `--config` TOML file — layered and validated into a [`Config`], every refusal naming
+//!   its source.
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
 //! Modules that later parts of #7 bring (see ARCHITECTURE.md): the rest of the API for
@@ -37,6 +40,7 @@ pub mod db;
 pub mod inspect;
 pub mod pki;
 pub mod server;
+pub mod settings;
 
 pub use config::{Config, Liveness, LoginLimits, Quota};
 pub use db::MIGRATOR;

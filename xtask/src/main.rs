@@ -6,8 +6,10 @@
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
+//! - `package`  — `cargo xtask package`: the Debian packages, into `target/packages/`.
 
 mod bench;
+mod package;
 mod postgres;
 mod system;
 mod test;
@@ -38,8 +40,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the whole system on this machine (brought by the cloud dashboard issue, #7).
     Demo,
-    /// Build the Debian packages into target/packages (brought by the packaging issue, #8).
-    Package,
+    /// Build the Debian packages hallwatch-edge and hallwatch-cloud into target/packages
+    /// (release binaries, stripped; dpkg-deb; see packaging/README.md).
+    Package(package::PackageArgs),
 }
 
 fn main() {
@@ -59,9 +62,7 @@ fn main() {
         Command::Demo => Err(anyhow::anyhow!(
             "`cargo xtask demo` is not built yet: issue #7 (cloud dashboard and demo) brings it"
         )),
-        Command::Package => Err(anyhow::anyhow!(
-            "`cargo xtask package` is not built yet: issue #8 (packaging) brings it"
-        )),
+        Command::Package(args) => package::run(&args),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err:#}");

@@ -18,6 +18,9 @@
 //! - [`metrics`]: the Prometheus series (HTTP latency by route, sync batches and records,
 //!   the pool, SSE connections, gateways online/offline) and their rendering.
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
+//! - [`settings`]: where `serve`'s settings come from — flags, `HALLWATCH_CLOUD_*` variables,
+//!   the `--config` TOML file — layered and validated into a [`Config`], every refusal naming
+//!   its source.
 //! - [`inspect`]: summarising a captured sync body for people (support, debugging).
 //!
 //! - [`realtime`]: the replica's fan-out of committed events (Postgres `LISTEN`) to its SSE
@@ -43,6 +46,7 @@ pub mod metrics;
 pub mod pki;
 pub mod realtime;
 pub mod server;
+pub mod settings;
 
 pub use config::{Config, Liveness, LoginLimits, Quota};
 pub use db::MIGRATOR;

@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, IsTerminal, Read};
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cloud_sync::auth::{self, Email, Grant, Password, Role};
-use cloud_sync::{Config, Liveness, LoginLimits, Server, db};
+use cloud_sync::settings::{self, RawSettings};
+use cloud_sync::{Config, Server, db};
 use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
 use sqlx::postgres::PgConnectOptions;
@@ -42,48 +42,54 @@ enum Command {
     },
 }
 
+/// `serve`'s flags. Each may instead come from a `HALLWATCH_CLOUD_<FIELD>` variable
+/// (`DATABASE_URL` for the database) or the `--config` file; a flag wins, then the variable,
+/// then the file. Values are checked by `cloud_sync::settings`, which names the source of a
+/// bad one (exit status 64).
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// postgres://hallwatch_app:PASSWORD@host/db (the application role, never the owner)
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    /// A TOML configuration file (the package's is /etc/hallwatch/cloud.toml); see
+    /// docs/configuration.md.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// postgres://hallwatch_app:PASSWORD@host/db (the application role, never the owner);
+    /// or DATABASE_URL.
+    #[arg(long)]
+    database_url: Option<String>,
     /// Where the gateway CA is kept (created on first start).
     #[arg(long)]
-    data_dir: PathBuf,
-    /// The public listener (enrollment).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// The mutual-TLS listener gateways sync with.
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    sync_listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    /// The public listener (enrollment) [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// The mutual-TLS listener gateways sync with [default: 0.0.0.0:8443].
+    #[arg(long)]
+    sync_listen: Option<String>,
     /// Prometheus metrics (/metrics), /healthz and /readyz, plain HTTP: keep it on loopback
-    /// or a private network.
-    #[arg(long, default_value = "127.0.0.1:9464")]
-    metrics_listen: SocketAddr,
-    /// A DNS name or IP address gateways use to reach the sync listener (repeatable).
-    #[arg(long = "sync-name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    /// or a private network [default: 127.0.0.1:9464].
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// A DNS name or IP address gateways use to reach the sync listener (repeatable)
+    /// [default: localhost, 127.0.0.1].
+    #[arg(long = "sync-name")]
     sync_names: Vec<String>,
-    /// Database connections.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=500))]
-    pool_size: u32,
-    /// Sync requests per second one gateway may make on average.
-    #[arg(long, default_value_t = 20.0)]
-    rate_per_sec: f64,
-    /// Sync requests one gateway may make in a burst.
-    #[arg(long, default_value_t = 40)]
-    rate_burst: u32,
+    /// Database connections, 1 to 500 [default: 16].
+    #[arg(long)]
+    pool_size: Option<u64>,
+    /// Sync requests per second one gateway may make on average [default: 20].
+    #[arg(long)]
+    rate_per_sec: Option<f64>,
+    /// Sync requests one gateway may make in a burst [default: 40].
+    #[arg(long)]
+    rate_burst: Option<u64>,
     /// Seconds without a sync after which a gateway that has synced before is reported
-    /// offline (gateways sync at least every 30 s).
-    #[arg(
-        long,
-        default_value_t = Liveness::DEFAULT_OFFLINE_AFTER.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..=86_400)
-    )]
-    gateway_offline_after: u64,
+    /// offline (gateways sync at least every 30 s), 1 to 86400 [default: 90].
+    #[arg(long)]
+    gateway_offline_after: Option<u64>,
     /// A proxy in front of the public listener (repeatable): for its connections, a login's
     /// source address is taken from X-Forwarded-For (rate limits per source).
     #[arg(long = "trusted-proxy")]
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,28 +240,24 @@ fn init_logging() {
 const EX_CONFIG: u8 = 64;
 
 fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
-    let database: PgConnectOptions = args.database_url.parse().context("--database-url")?;
-    if !(args.rate_per_sec.is_finite() && args.rate_per_sec > 0.0) {
-        anyhow::bail!("--rate-per-sec must be a positive number");
-    }
-    if args.sync_names.is_empty() {
-        anyhow::bail!("at least one --sync-name is needed");
-    }
-    Ok(Config {
-        database,
-        pool_size: args.pool_size,
+    let flags = RawSettings {
+        database_url: args.database_url,
         data_dir: args.data_dir,
         listen: args.listen,
         sync_listen: args.sync_listen,
         metrics_listen: args.metrics_listen,
-        sync_names: args.sync_names,
-        limits: Limits::DEFAULT,
+        sync_names: Some(args.sync_names),
+        pool_size: args.pool_size,
         rate_per_sec: args.rate_per_sec,
         rate_burst: args.rate_burst,
-        liveness: Liveness::new(Duration::from_secs(args.gateway_offline_after)),
-        login_limits: LoginLimits::default(),
-        trusted_proxies: args.trusted_proxies,
-    })
+        gateway_offline_after_s: args.gateway_offline_after,
+        trusted_proxies: Some(args.trusted_proxies),
+    };
+    Ok(settings::resolve(
+        args.config.as_deref(),
+        flags,
+        std::env::vars_os(),
+    )?)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

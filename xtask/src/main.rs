@@ -7,9 +7,11 @@
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
 //! - `demo`     — `cargo xtask demo`: the whole system on this machine.
+//! - `package`  — `cargo xtask package`: the Debian packages, into `target/packages/`.
 
 mod bench;
 mod demo;
+mod package;
 mod postgres;
 mod system;
 mod test;
@@ -41,8 +43,9 @@ enum Command {
     /// Run the whole system on this machine: a throwaway PostgreSQL, the cloud, two enrolled
     /// school gateways with simulated buttons and cameras, and demo accounts; Ctrl-C stops it.
     Demo(demo::DemoArgs),
-    /// Build the Debian packages into target/packages (brought by the packaging issue, #8).
-    Package,
+    /// Build the Debian packages hallwatch-edge and hallwatch-cloud into target/packages
+    /// (release binaries, stripped; dpkg-deb; see packaging/README.md).
+    Package(package::PackageArgs),
 }
 
 fn main() {
@@ -60,9 +63,7 @@ fn main() {
         Command::Postgres => serve_postgres(),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
-        Command::Package => Err(anyhow::anyhow!(
-            "`cargo xtask package` is not built yet: issue #8 (packaging) brings it"
-        )),
+        Command::Package(args) => package::run(&args),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err:#}");

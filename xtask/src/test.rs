@@ -29,9 +29,13 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
     ]))?;
     check_no_std()?;
     system::ensure_tools(TEST_TOOLS)?;
+    system::ensure_tools(crate::package::TOOLS)?;
+    // The package tests (xtask/src/package/tests.rs) stage the release binaries: built here,
+    // once, before the tests, which are told where they are.
+    let release = crate::package::build_release()?;
 
     let postgres = Postgres::ensure()?;
-    let result = run_tests(&postgres.url, &args.runner_args);
+    let result = run_tests(&postgres.url, &release, &args.runner_args);
     postgres.stop();
     result?;
     if args.runner_args.is_empty() {
@@ -49,15 +53,17 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
 /// Programs the tests run as independent clients, each with the Debian package that has it.
 /// The tests fail (never skip) when one is missing, so this is where they come from.
 /// Chromium drives the dashboard pages headless (edge-agent/tests/common/browser.rs);
-/// `systemd-analyze` verifies the unit files in `systemd/` (edge-agent/tests/systemd.rs).
+/// `systemd-analyze` verifies the unit files in `systemd/` (edge-agent/tests/systemd.rs);
+/// `shellcheck` checks the packages' maintainer scripts (xtask/src/package/tests.rs).
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("mosquitto_pub", "mosquitto-clients"),
     ("mosquitto_sub", "mosquitto-clients"),
     ("chromium", "chromium"),
     ("systemd-analyze", "systemd"),
+    ("shellcheck", "shellcheck"),
 ];
 
-fn run_tests(url: &str, extra: &[String]) -> Result<()> {
+fn run_tests(url: &str, release: &std::path::Path, extra: &[String]) -> Result<()> {
     let nextest = system::succeeds(cargo().args(["nextest", "--version"]));
     let mut tests = cargo();
     if nextest {
@@ -66,7 +72,12 @@ fn run_tests(url: &str, extra: &[String]) -> Result<()> {
         eprintln!("xtask: cargo-nextest not found, using cargo test");
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    system::run(tests.args(extra).env("DATABASE_URL", url))?;
+    system::run(
+        tests
+            .args(extra)
+            .env("DATABASE_URL", url)
+            .env(crate::package::RELEASE_DIR_VAR, release),
+    )?;
     if nextest && extra.is_empty() {
         // nextest does not run doctests.
         system::run(

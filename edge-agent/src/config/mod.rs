@@ -2,8 +2,11 @@
 //! [`Config`], whose fields are typed. Every error names the field that is wrong.
 //!
 //! `core.rs` holds the engine's sections, `cloud.rs` the `[cloud]` section that
-//! `edge-agent enroll` writes, `sync.rs` the `[sync]` section (how the outbox is uploaded).
+//! `edge-agent enroll` writes, `sync.rs` the `[sync]` section (how the outbox is uploaded),
+//! `env.rs` the `HALLWATCH_<SECTION>_<FIELD>` variables that override the file's values.
+//! docs/configuration.md describes every field; a test keeps it complete.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,7 @@ use shared::ids::SchoolId;
 
 mod cloud;
 mod core;
+pub mod env;
 mod sync;
 
 pub use self::cloud::{CloudSettings, CloudUrl, RawCloud, SyncUrl, UrlError};
@@ -84,6 +88,19 @@ pub enum ConfigError {
     },
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// A `HALLWATCH_*` variable that is refused as such (unknown field, not a number, …).
+    #[error("{var}: {reason}; change or unset it (the service's are in /etc/hallwatch/edge.env)")]
+    Env { var: String, reason: String },
+    /// A variable's value that the field's rules refuse.
+    #[error(
+        "{var} (overrides {field}): {reason}; change or unset it (the service's are in \
+         /etc/hallwatch/edge.env)"
+    )]
+    EnvInvalid {
+        var: String,
+        field: &'static str,
+        reason: String,
+    },
 }
 
 /// `agent.toml` as written, before validation.
@@ -164,15 +181,56 @@ pub struct RawListen {
 }
 
 impl Config {
-    /// Reads and validates `DATA_DIR/agent.toml`.
+    /// Reads and validates `DATA_DIR/agent.toml`, with the process's `HALLWATCH_*`
+    /// variables overriding its values (see [`env`]).
     pub fn load(data_dir: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(data_dir, env::process_vars())
+    }
+
+    /// [`Config::load`] with the variables given rather than the process's.
+    pub fn load_with_env(
+        data_dir: &Path,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Config, ConfigError> {
+        let overrides = env::overrides(vars)?;
         let path = data_dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        Config::parse(&text).map_err(|err| match err {
-            ConfigError::Syntax { source, .. } => ConfigError::Syntax { path, source },
+        let syntax = |source: toml::de::Error| ConfigError::Syntax {
+            path: path.clone(),
+            source: Box::new(source),
+        };
+        // The file alone first, so that its errors point at its lines.
+        let raw: RawConfig = toml::from_str(&text).map_err(syntax)?;
+        if overrides.is_empty() {
+            return raw.validate();
+        }
+        let mut table: toml::Table = toml::from_str(&text).map_err(syntax)?;
+        env::apply(&mut table, &overrides)?;
+        let raw: RawConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Env {
+                    var: overrides
+                        .iter()
+                        .map(|o| o.var.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reason: e.to_string(),
+                })?;
+        raw.validate().map_err(|err| match err {
+            ConfigError::Invalid { field, reason } => {
+                match overrides.iter().find(|o| o.path == field) {
+                    Some(o) => ConfigError::EnvInvalid {
+                        var: o.var.clone(),
+                        field,
+                        reason,
+                    },
+                    None => ConfigError::Invalid { field, reason },
+                }
+            }
             other => other,
         })
     }

@@ -87,6 +87,10 @@ pub(crate) fn run(args: &PackageArgs) -> Result<()> {
         let deb = assemble(&spec, &binaries, &version, &out)?;
         eprintln!("xtask: built {}", deb.display());
     }
+    // The scratch directories assemble emptied; only the packages stay.
+    for scratch in [".stage", ".shlibdeps"] {
+        fs::remove_dir_all(out.join(scratch)).ok();
+    }
     Ok(())
 }
 

@@ -15,6 +15,8 @@
 //! - `openapi`: those routes registered together with their OpenAPI document (served at
 //!   `/api/v1/openapi.json`), so no route exists undocumented.
 //! - `extract`, `page`: JSON-error extractors with bounded bodies; cursor pagination.
+//! - `dashboard`: the people's dashboard (`GET /`, `/assets/...`), embedded in the binary;
+//!   a client of the API above, not part of its document.
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
@@ -27,6 +29,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod caller;
+mod dashboard;
 mod directory;
 mod enroll;
 mod error;
@@ -96,6 +99,7 @@ pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
         .merge(people)
+        .merge(dashboard::router())
         .route(
             OPENAPI_PATH,
             get(move || async move { axum::Json(document.as_ref().clone()) }),

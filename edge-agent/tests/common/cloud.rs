@@ -236,6 +236,36 @@ impl TestCloud {
         ]))
     }
 
+    /// `admin create-user` with `password` on stdin: `role` with its scope flags (`--region
+    /// north`, `--school ID`, or none for a superadmin). Returns the new user's id.
+    pub(crate) fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: &str,
+        scope: &[&str],
+    ) -> String {
+        use std::io::Write;
+        let mut child = Command::new(cloud_sync_bin())
+            .args(["admin", "create-user", "--database-url", &self.owner_url])
+            .args(["--email", email, "--password-stdin", "--role", role])
+            .args(scope)
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "cloud-sync admin create-user {email} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// `admin create-token` for an existing school; the token it prints.
     pub(crate) fn token(&self, school: &str) -> String {
         token(&admin(&[

@@ -1,0 +1,339 @@
+// The dashboard's shell: sign-in, the open-alert banner (with sound and actions), navigation
+// between pages (hash routes: #/, #/school/ID, #/alert/ID, #/audit), and the live stream that
+// keeps the tiles, the banner and the page in view current without a reload.
+
+import * as session from "./session.js";
+import { h, ago, all, tile, renderOverview, renderSchool, renderAlert, renderAudit, OPEN_STATES } from "./views.js";
+
+const $ = (id) => document.getElementById(id);
+
+/// What the page knows; reset at sign-out.
+let me = null;
+const schools = new Map();
+const openAlerts = new Map();
+let live = null;
+let connection = "connecting";
+let beeps = 0;
+let audio = null;
+
+const ctx = {
+  schools,
+  get readOnly() {
+    return !me || me.scope.read_only;
+  },
+  problem,
+  actions,
+};
+
+// === Sign-in and sign-out ===
+
+function showLogin(message) {
+  stopLive();
+  setConnection("connecting");
+  me = null;
+  schools.clear();
+  openAlerts.clear();
+  $("banner-list").replaceChildren();
+  $("banner").hidden = true;
+  $("nav").hidden = true;
+  $("top-actions").hidden = true;
+  $("view").hidden = true;
+  $("problem").hidden = true;
+  $("login").hidden = false;
+  const error = $("login-error");
+  error.hidden = !message;
+  error.textContent = message || "";
+  $("email").focus();
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const email = $("email").value.trim();
+  const password = $("password").value;
+  const error = $("login-error");
+  if (!email || !password) {
+    error.textContent = "Enter your email address and password.";
+    error.hidden = false;
+    return;
+  }
+  const submit = $("login-submit");
+  submit.disabled = true;
+  try {
+    await session.login(email, password);
+    $("password").value = "";
+    error.hidden = true;
+    await start();
+  } catch (e) {
+    if (e.status === 429) {
+      const wait = e.retryAfter ? ` Try again in ${e.retryAfter} s.` : " Try again in a minute.";
+      error.textContent = "Too many sign-in attempts." + wait;
+    } else if (e.status === 401) {
+      error.textContent = "Wrong email address or password.";
+    } else {
+      error.textContent = e.message || "Cannot reach the server; check the connection and try again.";
+    }
+    error.hidden = false;
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  await session.logout();
+  location.hash = "#/";
+  showLogin();
+});
+
+session.whenSignedOut(() => showLogin("Your session ended; sign in again."));
+
+/// After sign-in: who we are, the schools and open alerts, then the live stream.
+async function start() {
+  me = await session.api("/api/v1/me");
+  $("login").hidden = true;
+  $("nav").hidden = false;
+  $("top-actions").hidden = false;
+  $("who").textContent = me.email;
+  const admin = me.roles.some((r) => r.role !== "viewer");
+  $("nav-audit").hidden = !admin;
+  $("view").hidden = false;
+  await loadAll();
+  startLive();
+  await route();
+}
+
+async function loadAll() {
+  const [list, ...byState] = await Promise.all([
+    all("/api/v1/schools"),
+    ...OPEN_STATES.map((s) => all("/api/v1/alerts?state=" + s, 500)),
+  ]);
+  schools.clear();
+  for (const s of list) schools.set(s.school_id, s);
+  openAlerts.clear();
+  for (const a of byState.flat()) openAlerts.set(a.alert_id, a);
+  renderBanner();
+}
+
+// === Pages ===
+
+async function route() {
+  if (!me) return;
+  const [, page, id] = location.hash.split("/").map(decodeURIComponent);
+  const view = $("view");
+  $("problem").hidden = true;
+  for (const link of document.querySelectorAll("#nav a")) {
+    const current = link.getAttribute("href") === "#/" + (page || "");
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  try {
+    if (page === "school" && id) await renderSchool(view, id, ctx);
+    else if (page === "alert" && id) await renderAlert(view, id, ctx);
+    else if (page === "audit") await renderAudit(view, ctx);
+    else renderOverview(view, schools);
+    view.dataset.page = page || "overview";
+  } catch (error) {
+    problem(error);
+  }
+}
+
+window.addEventListener("hashchange", () => route());
+
+function problem(error) {
+  const p = $("problem");
+  if (error && error.status === 404) {
+    p.textContent = "Not found: it does not exist or is outside your scope.";
+  } else {
+    p.textContent = (error && error.message) || String(error);
+  }
+  p.hidden = false;
+}
+
+// === The banner ===
+
+const LABELS = { acknowledge: "Acknowledge", resolve: "Resolve" };
+
+/// The action buttons for an alert (none for viewers): acknowledge while it is not yet,
+/// resolve while it is open; "requested" until the school confirms.
+function actions(alert) {
+  if (ctx.readOnly || !OPEN_STATES.includes(alert.state)) return null;
+  const wanted = alert.state === "acknowledged" ? ["resolve"] : ["acknowledge", "resolve"];
+  return h("div", { class: "actions" },
+    wanted.map((action) => {
+      const pending = alert.requested === action;
+      return h("button", {
+        type: "button",
+        class: action === "acknowledge" ? "primary" : "quiet",
+        dataset: { action, alertId: alert.alert_id },
+        disabled: alert.requested ? true : null,
+        onclick: () => act(alert.alert_id, action),
+      }, pending ? `${LABELS[action]}: requested` : LABELS[action]);
+    }));
+}
+
+async function act(id, action) {
+  const alert = openAlerts.get(id);
+  try {
+    await session.api(`/api/v1/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+    if (alert) alert.requested = action;
+    renderBanner();
+    refreshPageFor(alert ? alert.school_id : null, id);
+  } catch (error) {
+    problem(error);
+  }
+}
+
+function renderBanner() {
+  const list = [...openAlerts.values()].sort((a, b) => new Date(b.opened_at) - new Date(a.opened_at));
+  $("banner").hidden = list.length === 0;
+  $("banner").classList.toggle("calm", list.every((a) => a.state === "acknowledged"));
+  $("banner-list").replaceChildren(...list.map((alert) => {
+    const school = schools.get(alert.school_id);
+    return h("li", {
+      class: "banner-alert " + alert.state,
+      dataset: { alertId: alert.alert_id, state: alert.state, requested: alert.requested || "" },
+    },
+    h("div", { class: "banner-what" },
+      h("strong", { class: "kind" }, alert.kind.toUpperCase()),
+      " ", h("span", { class: "school" }, school ? school.name : alert.school_id),
+      alert.room ? h("span", { class: "room" }, " · Room " + alert.room) : null,
+      " · ", ago(alert.opened_at),
+      " · ", h("span", { class: "state" }, alert.state),
+      alert.requested ? h("span", { class: "requested" }, ` · ${alert.requested} requested, waiting for the school`) : null),
+    h("div", { class: "banner-actions" },
+      actions(alert),
+      h("a", { href: "#/alert/" + alert.alert_id, class: "details" }, "Details")));
+  }));
+}
+
+// === Sound ===
+
+$("sound").addEventListener("click", () => {
+  const button = $("sound");
+  if (audio) {
+    audio.close();
+    audio = null;
+  } else {
+    // Made in a click handler: browsers allow audio only after a user gesture.
+    audio = new AudioContext();
+    beep();
+  }
+  button.setAttribute("aria-pressed", String(audio !== null));
+  button.textContent = audio ? "Sound on" : "Enable sound";
+});
+
+/// Three short high tones.
+function beep() {
+  beeps += 1;
+  if (!audio) return;
+  const start = audio.currentTime + 0.05;
+  for (let i = 0; i < 3; i++) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, start + i * 0.3);
+    gain.gain.exponentialRampToValueAtTime(0.4, start + i * 0.3 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + i * 0.3 + 0.2);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(start + i * 0.3);
+    osc.stop(start + i * 0.3 + 0.22);
+  }
+}
+
+// === Live events ===
+
+function setConnection(state) {
+  connection = state;
+  const p = $("connection");
+  p.dataset.state = state;
+  p.textContent = { live: "Live", connecting: "Connecting…", offline: "Offline: retrying" }[state];
+}
+
+function startLive() {
+  stopLive();
+  live = new AbortController();
+  session.stream(live.signal, {
+    state: setConnection,
+    event: onEvent,
+    reload: () => loadAll().then(route).catch(problem),
+  });
+}
+
+function stopLive() {
+  if (live) live.abort();
+  live = null;
+}
+
+const pendingSchools = new Set();
+let schoolTimer = null;
+
+function onEvent(name, event) {
+  if (!event || !event.school_id) return;
+  const school = event.school_id;
+  const data = event.data || {};
+  if (name === "alert") {
+    const known = openAlerts.get(data.alert_id);
+    if (OPEN_STATES.includes(data.state)) {
+      const alert = { ...known, ...data, school_id: school, requested: known ? known.requested : null };
+      if (known && known.state !== data.state && known.requested) alert.requested = null;
+      openAlerts.set(data.alert_id, alert);
+      if (!known || (data.state === "escalated" && known.state !== "escalated")) beep();
+    } else {
+      openAlerts.delete(data.alert_id);
+    }
+    renderBanner();
+  } else if (name === "request") {
+    const alert = openAlerts.get(data.alert_id);
+    if (alert) {
+      alert.requested = data.confirmed_at ? null : data.kind;
+      if (data.confirmed_at && data.outcome === "rejected") {
+        problem(new Error(`The school did not ${data.kind} the alert: ${data.reason || "rejected"}`));
+      }
+      renderBanner();
+    }
+  }
+  refreshPageFor(school, data.alert_id);
+}
+
+/// Re-reads the tiles of schools with news (at most every 250 ms), and the page in view when
+/// it shows that school or alert.
+function refreshPageFor(school, alertId) {
+  if (school) pendingSchools.add(school);
+  clearTimeout(schoolTimer);
+  schoolTimer = setTimeout(async () => {
+    const ids = [...pendingSchools];
+    pendingSchools.clear();
+    const [, page, id] = location.hash.split("/").map(decodeURIComponent);
+    try {
+      for (const fresh of await Promise.all(ids.map((s) => session.api("/api/v1/schools/" + encodeURIComponent(s))))) {
+        schools.set(fresh.school_id, fresh);
+        const old = document.querySelector(`.tile[data-school-id="${CSS.escape(fresh.school_id)}"]`);
+        if (old) old.replaceWith(tile(fresh));
+      }
+      if ((page === "school" && ids.includes(id)) || (page === "alert" && id === alertId)) await route();
+      else if (!page && ids.some((s) => !document.querySelector(`.tile[data-school-id="${CSS.escape(s)}"]`))) await route();
+    } catch (error) {
+      if (error.status !== 404) problem(error);
+    }
+  }, 250);
+}
+
+// === Start ===
+
+// What tests and the curious can read without scraping the page.
+window.hallwatch = {
+  connection: () => connection,
+  beeps: () => beeps,
+  openAlerts: () => [...openAlerts.values()],
+};
+
+(async () => {
+  if (await session.resume()) {
+    try {
+      await start();
+      return;
+    } catch (error) {
+      problem(error);
+    }
+  }
+  showLogin();
+})();

@@ -1,0 +1,252 @@
+//! The cloud dashboard (served by `cloud-sync` at `/`) in a real headless Chromium, against a
+//! real cloud on a fresh Postgres database, a real enrolled gateway and a simulated button:
+//! a region admin sees a press appear without reloading, acknowledges it from the banner, sees
+//! "requested" until the gateway applies it (the button hears it), then sees it acknowledged;
+//! a viewer of the school sees the alert and no button to act on it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Gateway;
+use common::browser::Browser;
+use common::button::FwDevice;
+use common::cloud::TestCloud;
+use firmware_protocol::{AckState, PressPattern};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+const SCHOOL: &str = common::SCHOOL;
+/// A behavioural bound for anything crossing gateway, cloud and browser (a sync each second
+/// when idle; the machines are small and busy).
+const WAIT: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Fills in the sign-in form and submits it with a real click.
+async fn sign_in(browser: &mut Browser, email: &str) {
+    browser
+        .wait_for("!document.getElementById('login').hidden")
+        .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('email').value = {}; \
+             document.getElementById('password').value = {};",
+            json!(email),
+            json!(PASSWORD)
+        ))
+        .await;
+    browser.click("#login-submit").await;
+}
+
+/// Waits up to [`WAIT`] for `expr`, panicking with the page's errors and the cloud's log.
+async fn wait(browser: &mut Browser, cloud: &TestCloud, expr: &str) -> serde_json::Value {
+    match browser.wait_for_within(expr, WAIT).await {
+        Ok(value) => value,
+        Err(e) => panic!(
+            "{e}\npage errors: {:?}\ncloud log:\n{}",
+            browser.errors().await,
+            cloud.log()
+        ),
+    }
+}
+
+const FIRST_ALERT: &str = "document.querySelector('#banner-list li.banner-alert')";
+
+#[sqlx::test(migrations = false)]
+async fn a_region_admin_sees_a_press_live_acknowledges_it_and_the_gateway_confirms(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    let gw = Gateway::init_local();
+    cloud.enroll(&gw, SCHOOL);
+    gw.set("sync", "heartbeat_s", "1");
+    gw.set("sync", "backoff_min_ms", "50");
+    gw.set("sync", "backoff_max_s", "1");
+    let bundle = gw.add("btn-1", "button", "B-214");
+    let agent = gw.run_agent("").await;
+    let mut button = FwDevice::connect(agent.mqtt, &bundle, "btn-1", 1).await;
+    button.heartbeat(3_900).await;
+    let region_admin = cloud.create_user(
+        "rae@north.example.org",
+        PASSWORD,
+        "region_admin",
+        &["--region", "north"],
+    );
+    cloud.create_user(
+        "val@lincoln.example.org",
+        PASSWORD,
+        "viewer",
+        &["--school", SCHOOL],
+    );
+    // The gateway has synced: its school's tile will say it is online.
+    let synced: Vec<(String,)> = cloud
+        .wait_for(
+            "SELECT gateway_id FROM gateways WHERE last_sync_at IS NOT NULL",
+            WAIT,
+            |rows: &[(String,)]| !rows.is_empty(),
+        )
+        .await;
+    assert_eq!(synced.len(), 1, "{}", agent.log());
+
+    let mut browser = Browser::start().await;
+    browser.goto(&format!("{}/", cloud.url())).await;
+    sign_in(&mut browser, "rae@north.example.org").await;
+
+    // The overview: the school's tile, online, no alert; the stream is live.
+    let tile = format!("document.querySelector('.tile[data-school-id=\"{SCHOOL}\"]')");
+    wait(
+        &mut browser,
+        &cloud,
+        &format!("{tile} && hallwatch.connection() === 'live'"),
+    )
+    .await;
+    let shown = browser
+        .eval(&format!(
+            "(() => {{ const t = {tile}; return {{ \
+                name: t.querySelector('h2').textContent, \
+                text: t.textContent, \
+                banner: document.getElementById('banner').hidden, \
+                audit: !document.getElementById('nav-audit').hidden }}; }})()"
+        ))
+        .await;
+    assert_eq!(shown["name"], SCHOOL, "{shown}");
+    assert!(
+        shown["text"].as_str().unwrap().contains("Gatewayonline"),
+        "{shown}"
+    );
+    assert_eq!(shown["banner"], true, "no alert yet: {shown}");
+    assert_eq!(
+        shown["audit"], true,
+        "a region admin sees the audit page: {shown}"
+    );
+    // Set now and read at the end: a reload would lose it.
+    browser.eval("window.sameDocument = true").await;
+
+    // A press: the banner shows it without a reload, and the tile counts it.
+    button.press(PressPattern::Single, 1).await;
+    assert_eq!(
+        button.press_ack(WAIT).await.unwrap().state,
+        AckState::Received
+    );
+    wait(
+        &mut browser,
+        &cloud,
+        &format!("{FIRST_ALERT} && {FIRST_ALERT}.dataset.state === 'triggered'"),
+    )
+    .await;
+    let alert = browser
+        .eval(&format!(
+            "(() => {{ const li = {FIRST_ALERT}; return {{ \
+                text: li.textContent, \
+                live: li.closest('[aria-live]') !== null, \
+                beeps: hallwatch.beeps(), \
+                ack: li.querySelector('button[data-action=acknowledge]')?.textContent }}; }})()"
+        ))
+        .await;
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.contains("PANIC") && text.contains(SCHOOL) && text.contains("Room B-214"),
+        "{alert}"
+    );
+    assert_eq!(alert["live"], true, "{alert}");
+    assert_eq!(alert["ack"], "Acknowledge", "{alert}");
+    assert!(alert["beeps"].as_u64().unwrap() >= 1, "{alert}");
+    wait(
+        &mut browser,
+        &cloud,
+        &format!(
+            "{tile}.classList.contains('alarm') && {tile}.textContent.includes('Open alerts1')"
+        ),
+    )
+    .await;
+
+    // Acknowledge from the banner: "requested" until the school confirms. The gateway may
+    // confirm within a sync, faster than a poll, so an observer records what the banner showed.
+    browser
+        .eval(
+            "window.sawRequested = false; \
+             new MutationObserver(() => { \
+               const li = document.querySelector('#banner-list li.banner-alert'); \
+               if (li && li.dataset.requested === 'acknowledge' \
+                   && li.textContent.includes('acknowledge requested')) window.sawRequested = true; \
+             }).observe(document.getElementById('banner-list'), \
+               { subtree: true, childList: true, attributes: true, characterData: true });",
+        )
+        .await;
+    browser
+        .click("#banner-list button[data-action=acknowledge]")
+        .await;
+    wait(&mut browser, &cloud, "window.sawRequested").await;
+
+    // The gateway applies it: the button's LED hears it...
+    let ack = button
+        .press_ack(WAIT)
+        .await
+        .expect("the acknowledge reached the button");
+    assert_eq!(ack.state, AckState::Acknowledged);
+    // ...and the banner shows the school's confirmation: acknowledged, nothing requested, and
+    // only Resolve left to do.
+    wait(
+        &mut browser,
+        &cloud,
+        &format!(
+            "{FIRST_ALERT}.dataset.state === 'acknowledged' && {FIRST_ALERT}.dataset.requested === ''"
+        ),
+    )
+    .await;
+    let after = browser
+        .eval(&format!(
+            "(() => {{ const li = {FIRST_ALERT}; return {{ \
+                ack: li.querySelector('button[data-action=acknowledge]') !== null, \
+                resolve: li.querySelector('button[data-action=resolve]')?.disabled, \
+                same: window.sameDocument === true }}; }})()"
+        ))
+        .await;
+    assert_eq!(
+        after,
+        json!({ "ack": false, "resolve": false, "same": true }),
+        "{after}"
+    );
+    let commands: Vec<(String, Option<String>, String)> = cloud
+        .rows("SELECT kind, outcome, requested_by FROM gateway_commands")
+        .await;
+    assert_eq!(
+        commands,
+        [(
+            "acknowledge".to_owned(),
+            Some("applied".to_owned()),
+            format!("user:{region_admin}")
+        )]
+    );
+    assert_eq!(browser.errors().await, Vec::<String>::new());
+
+    // A viewer of the school, on a phone: the alert, and nothing to act with.
+    browser.click("#sign-out").await;
+    browser.viewport(360, 740).await;
+    sign_in(&mut browser, "val@lincoln.example.org").await;
+    wait(
+        &mut browser,
+        &cloud,
+        &format!("{FIRST_ALERT} && hallwatch.connection() === 'live'"),
+    )
+    .await;
+    let viewer = browser
+        .eval(&format!(
+            "(() => {{ const li = {FIRST_ALERT}; return {{ \
+                state: li.dataset.state, \
+                buttons: document.querySelectorAll('#banner-list button').length, \
+                audit: !document.getElementById('nav-audit').hidden, \
+                tile: {tile} !== null, \
+                overflow: document.documentElement.scrollWidth - window.innerWidth }}; }})()"
+        ))
+        .await;
+    assert_eq!(
+        viewer,
+        json!({ "state": "acknowledged", "buttons": 0, "audit": false, "tile": true, "overflow": 0 }),
+        "{viewer}"
+    );
+    assert_eq!(browser.errors().await, Vec::<String>::new());
+    drop(browser);
+    cloud.stop().await;
+}

@@ -29,6 +29,9 @@ const ctx = {
 
 function showLogin(message) {
   stopLive();
+  // A tile refresh scheduled by the last live event must not go out without a session.
+  clearTimeout(schoolTimer);
+  pendingSchools.clear();
   setConnection("connecting");
   me = null;
   schools.clear();

@@ -302,6 +302,17 @@ async fn an_action_is_requested_until_the_school_confirms_it(
     assert_eq!(detail["requested"], "acknowledge");
     assert_eq!(detail["requests"][0]["command_id"], command.as_str());
     assert_eq!(detail["requests"][0]["confirmed_at"], Value::Null);
+    // People read who asked by their address; the id stays for tools.
+    assert_eq!(
+        detail["requests"][0]["requested_by_email"],
+        "region@example.org"
+    );
+    assert!(
+        detail["requests"][0]["requested_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("user:")
+    );
     assert_eq!(detail["events"].as_array().unwrap().len(), 1);
 
     // The next sync carries the command; the school applies it and says so.
@@ -360,6 +371,7 @@ async fn an_action_is_requested_until_the_school_confirms_it(
         .map(|n| n["body"].as_str().unwrap())
         .collect();
     assert_eq!(notes, ["Police called.", "All clear, drill ended."]);
+    assert_eq!(detail["notes"][0]["author_email"], "region@example.org");
     let audit = api
         .json(
             token,
@@ -367,6 +379,17 @@ async fn an_action_is_requested_until_the_school_confirms_it(
         )
         .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 2);
+    assert_eq!(audit["items"][0]["actor_email"], "region@example.org");
+    // An actor that is not a person has no address.
+    let audit = api.json(token, "/api/v1/audit?school_id=north-b").await;
+    let others: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["actor"].as_str().unwrap().starts_with("user:"))
+        .collect();
+    assert!(!others.is_empty(), "{audit}");
+    assert!(others.iter().all(|e| e["actor_email"].is_null()), "{audit}");
 
     // Statistics count it, and the time it took to acknowledge (1 s on the gateway's clock).
     let stats = api

@@ -250,3 +250,179 @@ async fn a_region_admin_sees_a_press_live_acknowledges_it_and_the_gateway_confir
     drop(browser);
     cloud.stop().await;
 }
+
+/// Waits until the element `selector` named has been drawn anew (the old one was marked).
+fn redrawn(selector: &str) -> String {
+    format!(
+        "(document.querySelector({0}) && !document.querySelector({0}).hallwatchOld)",
+        json!(selector)
+    )
+}
+
+/// Marks the element `selector` names, so [`redrawn`] can tell its replacement.
+fn mark(selector: &str) -> String {
+    format!(
+        "document.querySelector({}).hallwatchOld = true",
+        json!(selector)
+    )
+}
+
+#[sqlx::test(migrations = false)]
+async fn live_redraws_keep_filters_focus_and_unsent_notes(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    let gw = Gateway::init_local();
+    cloud.enroll(&gw, SCHOOL);
+    gw.set("sync", "heartbeat_s", "1");
+    gw.set("sync", "backoff_min_ms", "50");
+    gw.set("sync", "backoff_max_s", "1");
+    let first = gw.add("btn-1", "button", "B-214");
+    let second = gw.add("btn-2", "button", "B-215");
+    let agent = gw.run_agent("").await;
+    let mut one = FwDevice::connect(agent.mqtt, &first, "btn-1", 1).await;
+    let mut two = FwDevice::connect(agent.mqtt, &second, "btn-2", 1).await;
+    cloud.create_user(
+        "rae@north.example.org",
+        PASSWORD,
+        "region_admin",
+        &["--region", "north"],
+    );
+    let mut browser = Browser::start().await;
+    browser.goto(&format!("{}/", cloud.url())).await;
+    sign_in(&mut browser, "rae@north.example.org").await;
+    wait(&mut browser, &cloud, "hallwatch.connection() === 'live'").await;
+
+    one.press(PressPattern::Single, 1).await;
+    assert!(one.press_ack(WAIT).await.is_some(), "{}", agent.log());
+    wait(&mut browser, &cloud, FIRST_ALERT).await;
+    let alert = browser
+        .eval("hallwatch.openAlerts()[0].alert_id")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // On the alert's page, a note half typed and the cursor in it; the button is pressed
+    // again, the page shows the second press, and the note and the focus are still there.
+    browser
+        .eval(&format!("location.hash = '#/alert/{alert}'"))
+        .await;
+    wait(&mut browser, &cloud, "document.getElementById('note-body')").await;
+    browser
+        .eval(
+            "const note = document.getElementById('note-body'); \
+             note.focus(); note.value = 'Principal on the way'; note.setSelectionRange(9, 9);",
+        )
+        .await;
+    browser.eval(&mark("#view h1")).await;
+    one.press(PressPattern::Single, 2).await;
+    wait(
+        &mut browser,
+        &cloud,
+        &format!(
+            "{} && document.getElementById('view').textContent.includes('Presses2')",
+            redrawn("#view h1")
+        ),
+    )
+    .await;
+    let note = browser
+        .eval(
+            "(() => { const n = document.getElementById('note-body'); return { \
+                value: n.value, focused: document.activeElement === n, at: n.selectionStart }; })()",
+        )
+        .await;
+    assert_eq!(
+        note,
+        json!({ "value": "Principal on the way", "focused": true, "at": 9 }),
+        "{note}"
+    );
+
+    // Acknowledged from the page: the request names who asked by address, not by an id.
+    browser.click("#view button[data-action=acknowledge]").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('view').textContent.includes('acknowledge by rae@north.example.org')",
+    )
+    .await;
+
+    // The school's page filtered to triggered alerts: a new alert redraws it, the filter holds
+    // and only triggered alerts are listed.
+    browser
+        .eval(&format!(
+            "location.hash = '#/school/{SCHOOL}?state=triggered'"
+        ))
+        .await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.querySelector('#view select[name=state]')?.value === 'triggered'",
+    )
+    .await;
+    browser.eval(&mark("#view h1")).await;
+    two.press(PressPattern::Single, 1).await;
+    let rows = wait(
+        &mut browser,
+        &cloud,
+        &format!(
+            "{} && [...document.querySelectorAll('#view tr[data-alert-id] .pill')].map((p) => p.textContent)",
+            redrawn("#view h1")
+        ),
+    )
+    .await;
+    assert!(
+        rows.as_array().unwrap().iter().all(|s| s == "triggered"),
+        "{rows}"
+    );
+    let filter = browser
+        .eval("document.querySelector('#view select[name=state]').value")
+        .await;
+    assert_eq!(filter, "triggered");
+    // Changing the other filter keeps the first, in the address (so reload and back keep it).
+    browser
+        .eval(
+            "const kind = document.querySelector('#view select[name=kind]'); \
+             kind.value = 'panic'; kind.dispatchEvent(new Event('change'));",
+        )
+        .await;
+    wait(
+        &mut browser,
+        &cloud,
+        "location.hash.includes('state=triggered') && location.hash.includes('kind=panic') \
+         && document.querySelector('#view select[name=kind]')?.value === 'panic'",
+    )
+    .await;
+
+    // Keyboard focus on a banner button survives the banner being drawn anew.
+    let second_alert = wait(
+        &mut browser,
+        &cloud,
+        &format!("hallwatch.openAlerts().find((a) => a.alert_id !== '{alert}')?.alert_id"),
+    )
+    .await;
+    let button = format!(
+        "#banner-list button[data-action=resolve][data-alert-id=\"{}\"]",
+        second_alert.as_str().unwrap()
+    );
+    browser
+        .eval(&format!(
+            "document.querySelector({}).focus()",
+            json!(button)
+        ))
+        .await;
+    browser.eval(&mark(&button)).await;
+    two.press(PressPattern::Single, 2).await;
+    wait(&mut browser, &cloud, &redrawn(&button)).await;
+    let focused = browser
+        .eval(&format!(
+            "document.activeElement === document.querySelector({})",
+            json!(button)
+        ))
+        .await;
+    assert_eq!(focused, true);
+    assert_eq!(browser.errors().await, Vec::<String>::new());
+    drop(browser);
+    cloud.stop().await;
+}

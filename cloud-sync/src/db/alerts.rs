@@ -138,6 +138,8 @@ pub struct Note {
     pub note_id: Uuid,
     /// `user:<id>` of its author.
     pub author: String,
+    /// The author's email address.
+    pub author_email: Option<String>,
     /// What they wrote.
     pub body: String,
     /// When.
@@ -153,6 +155,8 @@ pub struct Request {
     pub kind: String,
     /// `user:<id>` of who asked.
     pub requested_by: String,
+    /// Their email address.
+    pub requested_by_email: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
     /// When the school reported its outcome; `null` while it is on its way.
@@ -200,19 +204,23 @@ pub async fn detail(
     .bind(alert)
     .fetch_all(&mut *tx)
     .await?;
-    let notes = sqlx::query_as(
-        "SELECT note_id, author, body, created_at FROM alert_notes \
-         WHERE school_id = $1 AND alert_id = $2 ORDER BY created_at, note_id",
-    )
+    let notes = sqlx::query_as(concat!(
+        "SELECT note_id, author, ",
+        actor_email!("author"),
+        " AS author_email, body, created_at FROM alert_notes \
+         WHERE school_id = $1 AND alert_id = $2 ORDER BY created_at, note_id"
+    ))
     .bind(&row.school_id)
     .bind(alert)
     .fetch_all(&mut *tx)
     .await?;
-    let requests = sqlx::query_as(
-        "SELECT command_id, kind, requested_by, created_at, confirmed_at, outcome, reason \
+    let requests = sqlx::query_as(concat!(
+        "SELECT command_id, kind, requested_by, ",
+        actor_email!("requested_by"),
+        " AS requested_by_email, created_at, confirmed_at, outcome, reason \
          FROM gateway_commands WHERE school_id = $1 AND alert_id = $2 \
-         ORDER BY created_at, command_id",
-    )
+         ORDER BY created_at, command_id"
+    ))
     .bind(&row.school_id)
     .bind(alert)
     .fetch_all(&mut *tx)
@@ -244,29 +252,36 @@ pub async fn add_note(
     body: &str,
 ) -> Result<Option<Note>, DbError> {
     let mut tx = begin(pool, scope).await?;
-    let note: Option<(String, Note)> =
-        sqlx::query_as::<_, (String, Uuid, String, String, DateTime<Utc>)>(
-            "INSERT INTO alert_notes (school_id, alert_id, note_id, author, body) \
-         SELECT school_id, alert_id, $2, $3, $4 FROM alerts WHERE alert_id = $1 \
-         RETURNING school_id, note_id, author, body, created_at",
-        )
-        .bind(alert)
-        .bind(Uuid::now_v7())
-        .bind(author)
-        .bind(body)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|(school, note_id, author, body, created_at)| {
+    let note: Option<(String, Note)> = sqlx::query_as::<
+        _,
+        (String, Uuid, String, Option<String>, String, DateTime<Utc>),
+    >(concat!(
+        "INSERT INTO alert_notes (school_id, alert_id, note_id, author, body) \
+             SELECT school_id, alert_id, $2, $3, $4 FROM alerts WHERE alert_id = $1 \
+             RETURNING school_id, note_id, author, ",
+        actor_email!("author"),
+        ", body, created_at"
+    ))
+    .bind(alert)
+    .bind(Uuid::now_v7())
+    .bind(author)
+    .bind(body)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(
+        |(school, note_id, author, author_email, body, created_at)| {
             (
                 school,
                 Note {
                     note_id,
                     author,
+                    author_email,
                     body,
                     created_at,
                 },
             )
-        });
+        },
+    );
     let Some((school, note)) = note else {
         return Ok(None);
     };

@@ -61,6 +61,8 @@ pub struct AuditRecord {
     pub school_id: Option<String>,
     /// `user:<id>`, `gateway:<id>`, `admin-cli`, …
     pub actor: String,
+    /// The email address of the person `actor` names; `null` for other actors.
+    pub actor_email: Option<String>,
     /// What was attempted.
     pub action: String,
     /// `ok` or why it was refused.
@@ -93,13 +95,15 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<AuditRecord>, DbError> {
     let mut tx = begin(pool, scope).await?;
-    let rows = sqlx::query_as(
-        "SELECT audit_id, at, school_id, actor, action, outcome, detail FROM audit_log \
+    let rows = sqlx::query_as(concat!(
+        "SELECT audit_id, at, school_id, actor, ",
+        actor_email!("actor"),
+        " AS actor_email, action, outcome, detail FROM audit_log \
          WHERE ($1::text IS NULL OR school_id = $1) AND ($2::text IS NULL OR action = $2) \
            AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4) \
            AND ($5::bigint IS NULL OR audit_id < $5) \
-         ORDER BY audit_id DESC LIMIT $6",
-    )
+         ORDER BY audit_id DESC LIMIT $6"
+    ))
     .bind(filter.school.as_ref().map(SchoolId::as_str))
     .bind(filter.action.as_deref())
     .bind(filter.from)

@@ -17,6 +17,23 @@
 //! - `realtime`: the stored realtime events (a reconnecting stream's catch-up) and their
 //!   retention.
 
+/// The email address of the person an actor column names (`user:<uuid>`), or `NULL` for any
+/// other actor (a gateway, the admin CLI). People read an alert's history and the audit log by
+/// who acted, not by an id; `users` has no row-level security, and only actors of rows the
+/// scope already shows are looked up.
+macro_rules! actor_email {
+    ($column:literal) => {
+        concat!(
+            "(SELECT u.email FROM users u WHERE u.user_id = CASE WHEN ",
+            $column,
+            " ~ '^user:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' \
+             THEN substr(",
+            $column,
+            ", 6)::uuid END)"
+        )
+    };
+}
+
 pub mod accounts;
 pub mod admin;
 pub mod alerts;

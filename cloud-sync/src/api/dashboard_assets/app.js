@@ -118,10 +118,21 @@ async function loadAll() {
 
 // === Pages ===
 
-async function route() {
+/// Where the hash points: `#/school/ID?state=…` → `{ page: "school", id: "ID", params }`.
+function here() {
+  const [path, query] = location.hash.slice(1).split("?");
+  const [, page, id] = path.split("/").map(decodeURIComponent);
+  return { page, id, params: new URLSearchParams(query || "") };
+}
+
+/// Draws the page the hash names. `live` marks a redraw for news about what is in view: it
+/// keeps keyboard focus and anything typed but not yet sent, so an operator writing a note
+/// or tabbing to a button is not thrown out by a press elsewhere in the school.
+async function route({ live = false } = {}) {
   if (!me) return;
-  const [, page, id] = location.hash.split("/").map(decodeURIComponent);
+  const { page, id, params } = here();
   const view = $("view");
+  const kept = live ? keep(view) : null;
   $("problem").hidden = true;
   for (const link of document.querySelectorAll("#nav a")) {
     const current = link.getAttribute("href") === "#/" + (page || "");
@@ -129,13 +140,55 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   try {
-    if (page === "school" && id) await renderSchool(view, id, ctx);
+    if (page === "school" && id) await renderSchool(view, id, ctx, Object.fromEntries(params));
     else if (page === "alert" && id) await renderAlert(view, id, ctx);
     else if (page === "audit") await renderAudit(view, ctx);
     else renderOverview(view, schools);
     view.dataset.page = page || "overview";
+    if (kept) restore(view, kept);
   } catch (error) {
     problem(error);
+  }
+}
+
+/// A selector that finds the same control after a redraw, if it has a stable identity.
+function identity(el) {
+  if (el.id) return "#" + CSS.escape(el.id);
+  const { action, alertId } = el.dataset;
+  if (action && alertId) return `[data-action="${CSS.escape(action)}"][data-alert-id="${CSS.escape(alertId)}"]`;
+  if (el.name && el.tagName === "SELECT") return `select[name="${CSS.escape(el.name)}"]`;
+  const href = el.getAttribute("href");
+  if (href) return `a[href="${CSS.escape(href)}"]`;
+  return null;
+}
+
+/// What a redraw of `root` would lose: the focused control and the text of unsent fields.
+function keep(root) {
+  const active = document.activeElement;
+  const focus = active && active !== document.body && root.contains(active) ? identity(active) : null;
+  const drafts = [...root.querySelectorAll("textarea[id], input[id]")]
+    .filter((el) => el.value !== "")
+    .map((el) => ({ id: el.id, value: el.value, start: el.selectionStart, end: el.selectionEnd }));
+  // A button that becomes disabled (an action now requested) cannot hold focus; its alert's
+  // details link can.
+  const alertId = active && active.dataset ? active.dataset.alertId : null;
+  const fallback = alertId ? `a.details[href="#/alert/${CSS.escape(alertId)}"]` : null;
+  return { focus, fallback, drafts };
+}
+
+function restore(root, kept) {
+  for (const draft of kept.drafts) {
+    const el = root.querySelector("#" + CSS.escape(draft.id));
+    if (!el || el.value !== "") continue;
+    el.value = draft.value;
+    if (el.setSelectionRange && draft.start !== null) el.setSelectionRange(draft.start, draft.end);
+  }
+  for (const selector of [kept.focus, kept.fallback]) {
+    const el = selector && root.querySelector(selector);
+    if (el && !el.disabled) {
+      el.focus({ preventScroll: true });
+      break;
+    }
   }
 }
 
@@ -187,6 +240,7 @@ async function act(id, action) {
 
 function renderBanner() {
   const list = [...openAlerts.values()].sort((a, b) => new Date(b.opened_at) - new Date(a.opened_at));
+  const kept = keep($("banner-list"));
   $("banner").hidden = list.length === 0;
   $("banner").classList.toggle("calm", list.every((a) => a.state === "acknowledged"));
   $("banner-list").replaceChildren(...list.map((alert) => {
@@ -206,6 +260,7 @@ function renderBanner() {
       actions(alert),
       h("a", { href: "#/alert/" + alert.alert_id, class: "details" }, "Details")));
   }));
+  restore($("banner-list"), kept);
 }
 
 // === Sound ===
@@ -257,7 +312,7 @@ function startLive() {
   session.stream(live.signal, {
     state: setConnection,
     event: onEvent,
-    reload: () => loadAll().then(route).catch(problem),
+    reload: () => loadAll().then(() => route({ live: true })).catch(problem),
   });
 }
 
@@ -305,15 +360,15 @@ function refreshPageFor(school, alertId) {
   schoolTimer = setTimeout(async () => {
     const ids = [...pendingSchools];
     pendingSchools.clear();
-    const [, page, id] = location.hash.split("/").map(decodeURIComponent);
+    const { page, id } = here();
     try {
       for (const fresh of await Promise.all(ids.map((s) => session.api("/api/v1/schools/" + encodeURIComponent(s))))) {
         schools.set(fresh.school_id, fresh);
         const old = document.querySelector(`.tile[data-school-id="${CSS.escape(fresh.school_id)}"]`);
         if (old) old.replaceWith(tile(fresh));
       }
-      if ((page === "school" && ids.includes(id)) || (page === "alert" && id === alertId)) await route();
-      else if (!page && ids.some((s) => !document.querySelector(`.tile[data-school-id="${CSS.escape(s)}"]`))) await route();
+      if ((page === "school" && ids.includes(id)) || (page === "alert" && id === alertId)) await route({ live: true });
+      else if (!page && ids.some((s) => !document.querySelector(`.tile[data-school-id="${CSS.escape(s)}"]`))) await route({ live: true });
     } catch (error) {
       if (error.status !== 404) problem(error);
     }

@@ -109,11 +109,14 @@ export function renderOverview(root, schools) {
 
 // === One school ===
 
+/// `filters` come from the page's address (`#/school/ID?state=…&kind=…`), so a live redraw,
+/// a reload and the back button all keep them.
 export async function renderSchool(root, id, ctx, filters = {}) {
   const enc = encodeURIComponent(id);
   const query = new URLSearchParams({ school_id: id });
-  if (filters.state) query.set("state", filters.state);
-  if (filters.kind) query.set("kind", filters.kind);
+  // From the address bar: only values the API knows are passed on.
+  if (STATES.includes(filters.state)) query.set("state", filters.state);
+  if (KINDS.includes(filters.kind)) query.set("kind", filters.kind);
   const [school, buildings, devices, alerts] = await Promise.all([
     api(`/api/v1/schools/${enc}`),
     api(`/api/v1/schools/${enc}/rooms`),
@@ -121,10 +124,16 @@ export async function renderSchool(root, id, ctx, filters = {}) {
     api(`/api/v1/alerts?${query}&limit=100`),
   ]);
   const latest = school.latest;
-  const rerender = (change) => renderSchool(root, id, ctx, { ...filters, ...change })
-    .catch(ctx.problem);
+  const refilter = (change) => {
+    const next = new URLSearchParams();
+    for (const [key, value] of Object.entries({ ...filters, ...change })) {
+      if (value && (key === "state" || key === "kind")) next.set(key, value);
+    }
+    const search = next.toString();
+    location.hash = `#/school/${enc}` + (search ? "?" + search : "");
+  };
   const filter = (label, name, options) => h("label", { class: "filter" }, label + " ",
-    h("select", { name, onchange: (e) => rerender({ [name]: e.target.value }) },
+    h("select", { name, onchange: (e) => refilter({ [name]: e.target.value }) },
       h("option", { value: "" }, "any"),
       options.map((o) => h("option", { value: o, selected: filters[name] === o }, o))));
 
@@ -230,13 +239,13 @@ export async function renderAlert(root, id, ctx) {
     alert.requests.length === 0 ? null : h("section", { class: "panel" },
       h("h2", {}, "Requested from the cloud"),
       h("ol", { class: "history" }, alert.requests.map((r) => h("li", {},
-        h("strong", {}, r.kind), ` by ${r.requested_by}, `, when(r.created_at), ": ",
+        h("strong", {}, r.kind), " by ", h("span", { title: r.requested_by }, r.requested_by_email || r.requested_by), ", ", when(r.created_at), ": ",
         r.confirmed_at ? `${r.outcome} ${when(r.confirmed_at)}${r.reason ? " (" + r.reason + ")" : ""}` : h("span", { class: "requested" }, "waiting for the school"))))),
     h("section", { class: "panel" },
       h("h2", {}, "Notes"),
       alert.notes.length === 0 ? h("p", { class: "muted" }, "No notes.") :
         h("ol", { class: "notes" }, alert.notes.map((n) => h("li", {},
-          h("p", {}, n.body), h("p", { class: "muted small" }, `${n.author}, `, when(n.created_at))))),
+          h("p", {}, n.body), h("p", { class: "muted small" }, h("span", { title: n.author }, n.author_email || n.author), ", ", when(n.created_at))))),
       noteForm));
 }
 
@@ -255,7 +264,7 @@ export async function renderAudit(root, ctx, action = "") {
     cursor = page.next_cursor;
     rows.push(...page.items);
     body.append(...page.items.map((r) => h("tr", {},
-      h("td", {}, when(r.at)), h("td", {}, r.actor), h("td", {}, r.action),
+      h("td", {}, when(r.at)), h("td", { title: r.actor }, r.actor_email || r.actor), h("td", {}, r.action),
       h("td", {}, h("span", { class: "pill " + r.outcome }, r.outcome)),
       h("td", {}, r.school_id || "—"),
       h("td", { class: "detail" }, JSON.stringify(r.detail)))));

@@ -6,12 +6,13 @@
 //! - [`db`]: the only module that speaks SQL: scoped transactions, admin upkeep, accounts,
 //!   enrollment, the batch merge, commands, audit. [`MIGRATOR`] holds `migrations/cloud`.
 //! - [`auth`]: people's accounts without SQL or network: e-mail addresses, roles and grants,
-//!   Argon2id password hashes, the Ed25519 keys that sign access tokens, refresh tokens.
+//!   Argon2id password hashes, the Ed25519 keys that sign access tokens, refresh tokens, the
+//!   optional TOTP second factor and the key that seals its secrets at rest.
 //! - [`pki`]: the gateway CA (created in the data directory), enrollment tokens, the identity
 //!   in a client certificate. No network, no SQL.
 //! - [`api`]: the HTTP handlers (the only module that imports axum): login, refresh and
 //!   logout, the [`api::Caller`] extractor that gives every people-facing handler its scope,
-//!   `GET /api/v1/me`, enrollment, sync, the rate limits, the JSON error type.
+//!   `GET /api/v1/me` and one's own second factor (`/api/v1/me/totp`), enrollment, sync, the rate limits, the JSON error type.
 //! - [`server`]: binding and running the public, the mTLS sync and the metrics listeners; the accept loop
 //!   that puts each connection's certificate identity into its requests; the background
 //!   tasks (snapshot partitions, gateway liveness); systemd's notify protocol and watchdog.

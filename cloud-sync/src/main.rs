@@ -154,6 +154,15 @@ enum Admin {
         #[arg(long)]
         school: Option<SchoolId>,
     },
+    /// Remove a person's second factor (TOTP), pending or active, so they can sign in with
+    /// their password alone and enrol a new phone; audited as totp_reset.
+    ResetTotp {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The person's login name.
+        #[arg(long)]
+        email: String,
+    },
     /// Add an access-token signing key to the data directory; it signs from the service's
     /// next key reload (within 30 s). Remove the old key file 16 minutes later.
     AddSigningKey {
@@ -345,6 +354,23 @@ async fn run_admin(admin: Admin) -> anyhow::Result<()> {
             println!("{}", token.as_str());
         }
         Admin::CreateUser { .. } => anyhow::bail!("create-user is handled before the runtime"),
+        Admin::ResetTotp {
+            database_url,
+            email,
+        } => {
+            let email: Email = email.parse().context("--email")?;
+            let pool = pool(&database_url).await?;
+            match db::totp::reset(&pool, &email).await? {
+                None => anyhow::bail!("--email: no account has the address {email}"),
+                Some((user, true)) => eprintln!(
+                    "cloud-sync: two-factor sign-in removed for {email} ({user}); they sign in \
+                     with their password and may enrol a new phone"
+                ),
+                Some((user, false)) => eprintln!(
+                    "cloud-sync: {email} ({user}) had no two-factor sign-in; nothing changed"
+                ),
+            }
+        }
         Admin::AddSigningKey { data_dir } => {
             let kid = auth::add_signing_key(&data_dir)?;
             eprintln!(

@@ -35,6 +35,12 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/auth/refresh", Rule::Public),
     ("post", "/api/v1/auth/logout", Rule::Public),
     ("get", "/api/v1/me", Rule::Anyone(200)),
+    // One's own second factor: every role, no school. Starting again replaces a pending
+    // secret, so every cell answers 200; confirm and disable without a body reach the
+    // handler and are refused for the missing code (their flows are in `totp.rs`).
+    ("post", "/api/v1/me/totp", Rule::Anyone(200)),
+    ("post", "/api/v1/me/totp/confirm", Rule::Anyone(400)),
+    ("post", "/api/v1/me/totp/disable", Rule::Anyone(400)),
     ("get", "/api/v1/regions", Rule::Anyone(200)),
     ("get", "/api/v1/regions/{region_id}", Rule::ReadRegion(200)),
     ("get", "/api/v1/schools", Rule::Anyone(200)),

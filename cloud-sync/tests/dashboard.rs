@@ -93,6 +93,23 @@ async fn every_file_is_served_with_its_type_and_a_strict_policy(
         !index.contains("<script>") && !index.contains("style="),
         "{index}"
     );
+    // The sign-in form can ask for a second factor the way phones fill it in: a numeric
+    // keypad and the one-time code from a text message or app offered above it.
+    let code_field = index
+        .split("<input id=\"totp-code\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .expect("the sign-in form has a code field");
+    for attribute in [
+        "inputmode=\"numeric\"",
+        "autocomplete=\"one-time-code\"",
+        "maxlength=\"7\"",
+    ] {
+        assert!(
+            code_field.contains(attribute),
+            "{code_field} lacks {attribute}"
+        );
+    }
 
     // Unknown files and pages are JSON 404s, like unknown API routes.
     for path in ["/assets/nope.js", "/assets/../Cargo.toml", "/app"] {

@@ -2,7 +2,10 @@
 //! real cloud on a fresh Postgres database, a real enrolled gateway and a simulated button:
 //! a region admin sees a press appear without reloading, acknowledges it from the banner, sees
 //! "requested" until the gateway applies it (the button hears it), then sees it acknowledged;
-//! a viewer of the school sees the alert and no button to act on it.
+//! a viewer of the school sees the alert and no button to act on it. Live redraws keep the
+//! school page's filters, keyboard focus and a note being typed. And two-factor sign-in:
+//! a person sets it up on the Two-factor page with a code computed here from the key the page
+//! shows, and from then on the sign-in form asks for a code.
 
 mod common;
 
@@ -423,6 +426,181 @@ async fn live_redraws_keep_filters_focus_and_unsent_notes(
         .await;
     assert_eq!(focused, true);
     assert_eq!(browser.errors().await, Vec::<String>::new());
+    drop(browser);
+    cloud.stop().await;
+}
+
+/// The RFC 6238 code (SHA-1, 6 digits) of `secret` (base32, as the page shows it) for time
+/// step `step`: what an authenticator app computes.
+fn totp(secret: &str, step: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut key = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in secret.bytes().filter(|c| *c != b' ') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base32") as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push((acc >> bits) as u8);
+        }
+    }
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key),
+        &step.to_be_bytes(),
+    );
+    let mac = mac.as_ref();
+    let at = usize::from(mac[19] & 0x0f);
+    let word = u32::from_be_bytes([mac[at] & 0x7f, mac[at + 1], mac[at + 2], mac[at + 3]]);
+    format!("{:06}", word % 1_000_000)
+}
+
+fn step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        / 30
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    cloud.create_user("ann@example.org", PASSWORD, "superadmin", &[]);
+    let mut browser = Browser::start().await;
+    browser.goto(&format!("{}/", cloud.url())).await;
+    sign_in(&mut browser, "ann@example.org").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "!document.getElementById('view').hidden && !document.getElementById('nav').hidden",
+    )
+    .await;
+
+    // The Two-factor page: off; set it up; the key in groups and the otpauth link as text.
+    browser.click("#nav-account").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('totp-start')",
+    )
+    .await;
+    browser.click("#totp-start").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('totp-secret')",
+    )
+    .await;
+    let shown = browser
+        .eval(
+            "({ secret: document.getElementById('totp-secret').dataset.secret, \
+                grouped: document.getElementById('totp-secret').textContent, \
+                uri: document.getElementById('totp-uri').textContent, \
+                focused: document.activeElement.id })",
+        )
+        .await;
+    let secret = shown["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32, "{shown}");
+    assert_eq!(
+        shown["grouped"].as_str().unwrap().split(' ').count(),
+        8,
+        "{shown}"
+    );
+    assert!(
+        shown["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Hallwatch:ann%40example.org?secret="),
+        "{shown}"
+    );
+    assert_eq!(shown["focused"], "totp-confirm-code", "{shown}");
+
+    // The app's code turns it on.
+    let confirmed_at = step_now();
+    browser
+        .eval(&format!(
+            "document.getElementById('totp-confirm-code').value = {}",
+            json!(totp(&secret, confirmed_at))
+        ))
+        .await;
+    browser.click("#totp-confirm button[type=submit]").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('totp-status')?.textContent.startsWith('On:') \
+         && document.getElementById('totp-disable') !== null",
+    )
+    .await;
+
+    // Signing in again: the password alone brings up the code field, ready for the keypad.
+    browser.click("#sign-out").await;
+    sign_in(&mut browser, "ann@example.org").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "!document.getElementById('totp-field').hidden",
+    )
+    .await;
+    let field = browser
+        .eval(
+            "(() => { const c = document.getElementById('totp-code'); return { \
+                inputmode: c.inputMode, autocomplete: c.autocomplete, \
+                focused: document.activeElement === c, \
+                message: document.getElementById('login-error').textContent }; })()",
+        )
+        .await;
+    assert_eq!(field["inputmode"], "numeric", "{field}");
+    assert_eq!(field["autocomplete"], "one-time-code", "{field}");
+    assert_eq!(field["focused"], true, "{field}");
+    assert!(
+        field["message"].as_str().unwrap().contains("6-digit code"),
+        "{field}"
+    );
+
+    // A wrong code is said to be wrong; the next code signs in (a later step than the one
+    // that confirmed: a code is good once).
+    browser
+        .eval("document.getElementById('totp-code').value = '000000'")
+        .await;
+    browser.click("#login-submit").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('login-error').textContent.includes('wrong or was used')",
+    )
+    .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('totp-code').value = {}",
+            json!(totp(&secret, confirmed_at + 1))
+        ))
+        .await;
+    browser.click("#login-submit").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('login').hidden && !document.getElementById('view').hidden \
+         && document.getElementById('totp-field').hidden",
+    )
+    .await;
+
+    let logins: Vec<(String,)> = cloud
+        .rows("SELECT outcome FROM audit_log WHERE action = 'login' ORDER BY audit_id")
+        .await;
+    let logins: Vec<&str> = logins.iter().map(|(o,)| o.as_str()).collect();
+    assert_eq!(logins, ["ok", "totp_required", "wrong_totp", "ok"]);
+    // The refused sign-ins are the only errors: the browser logs each 401 it was answered.
+    let errors: Vec<String> = browser
+        .errors()
+        .await
+        .into_iter()
+        .filter(|e| !e.contains("status of 401"))
+        .collect();
+    assert_eq!(errors, Vec::<String>::new());
     drop(browser);
     cloud.stop().await;
 }

@@ -5,7 +5,13 @@
 //! account, and takes about as long for each (an unknown address is verified against a dummy
 //! hash). Attempts are limited per account and per source address (429 with `Retry-After`,
 //! before any hashing). Every login, refused or not, is audited, as are refresh-token reuse
-//! and logouts. TOTP is not checked yet (a later part of #7).
+//! and logouts.
+//!
+//! When the user's second factor is active, a right password is not enough: without
+//! `totp_code` the answer is 401 `totp_required` (only a right password learns that a code
+//! is needed, so the dashboard can ask for it), a wrong code or one already used is 401
+//! `wrong_code`. Each such attempt has taken its share of the same per-account and
+//! per-source budgets as any login, and is audited.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -22,7 +28,8 @@ use uuid::Uuid;
 
 use super::login_limit::Exhausted;
 use super::{ApiError, AppState};
-use crate::auth::{self, Email, RefreshToken};
+use crate::auth::{self, Email, RefreshToken, TotpCode};
+use crate::db;
 use crate::db::accounts::{self, Refreshed};
 use crate::db::audit::{self, AuditEntry};
 use crate::pki::TokenHash;
@@ -35,6 +42,10 @@ const MAX_BODY: usize = 8 * 1024;
 pub(super) struct LoginRequest {
     email: String,
     password: String,
+    /// The 6 digits of the authenticator app, when the account asks for them
+    /// (`totp_required`).
+    #[serde(default)]
+    totp_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,7 +65,11 @@ pub(super) struct TokenPair {
 
 /// `POST /api/v1/auth/login`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, description = "Wrong address or password"),
+    responses((status = 200, body = TokenPair),
+        (status = 400, description = "Malformed body, or a totp_code that is not 6 digits"),
+        (status = 401, description = "Wrong address or password (`invalid_credentials`); a right \
+            password for an account with two-factor sign-in but no code (`totp_required`); a \
+            wrong or already used code (`wrong_code`)"),
         (status = 429, description = "Too many attempts; see Retry-After")))]
 pub(super) async fn login(
     State(state): State<AppState>,
@@ -62,7 +77,16 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: LoginRequest = parse(&body, "{\"email\": ..., \"password\": ...}")?;
+    let request: LoginRequest = parse(
+        &body,
+        "{\"email\": ..., \"password\": ..., \"totp_code\": \"123456\" (when asked)}",
+    )?;
+    let code = request
+        .totp_code
+        .as_deref()
+        .map(str::parse::<TotpCode>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_code", format!("totp_code: {e}")))?;
     let source = state.login_limits.source(peer, &headers);
     let audit_detail = json!({ "email": truncate(&request.email), "source": source.to_string() });
 
@@ -116,6 +140,10 @@ pub(super) async fn login(
         }
     };
 
+    if let Some(sealed) = &user.totp {
+        second_factor(&state, user.user_id, sealed, code, &audit_detail).await?;
+    }
+
     let refresh = RefreshToken::generate().map_err(|e| ApiError::internal(&e))?;
     accounts::start_session(
         &state.pool,
@@ -127,6 +155,44 @@ pub(super) async fn login(
     .await?;
     tracing::info!(user = %user.user_id, %source, "login");
     token_pair(&state, user.user_id, refresh)
+}
+
+/// The second step of a login whose password was right: `Ok` for a right code not used
+/// before, otherwise the audited 401.
+async fn second_factor(
+    state: &AppState,
+    user: Uuid,
+    sealed: &[u8],
+    code: Option<TotpCode>,
+    audit_detail: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let Some(code) = code else {
+        audit_login(state, Some(user), "totp_required", audit_detail.clone()).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_required",
+            "this account signs in with a second factor: send the 6-digit code from the \
+             authenticator app as totp_code",
+        ));
+    };
+    let secret = state
+        .totp_key
+        .open(user, sealed)
+        .map_err(|e| ApiError::internal(&e))?;
+    let refused = match secret.verify(code, SystemTime::now()) {
+        None => Some("wrong_totp"),
+        Some(step) if !db::totp::accept_step(&state.pool, user, step).await? => Some("totp_replay"),
+        Some(_) => None,
+    };
+    if let Some(outcome) = refused {
+        audit_login(state, Some(user), outcome, audit_detail.clone()).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong_code",
+            "the code is wrong or was used already; enter the next one the app shows",
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/auth/refresh`.

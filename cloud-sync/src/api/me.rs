@@ -1,5 +1,6 @@
-//! `GET /api/v1/me`: who the caller is, their roles, and the schools their scope covers
-//! (read under that scope, so row-level security answers, not this handler).
+//! `GET /api/v1/me`: who the caller is, their roles, whether their second factor is off,
+//! pending or active, and the schools their scope covers (read under that scope, so
+//! row-level security answers, not this handler).
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +18,7 @@ pub(super) async fn me(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let schools = db::accounts::schools_in_scope(&state.pool, &caller.scope).await?;
+    let totp = db::totp::state(&state.pool, caller.user_id).await?;
     let roles: Vec<Value> = caller
         .grants
         .iter()
@@ -32,6 +34,7 @@ pub(super) async fn me(
         "user_id": caller.user_id,
         "email": caller.email.as_str(),
         "roles": roles,
+        "totp": totp.as_str(),
         "scope": {
             "all_schools": caller.scope.reach == Reach::All,
             "read_only": caller.scope.read_only,

@@ -5,6 +5,8 @@
 //!   every people-facing handler takes it.
 //! - `login_limit`: login attempts per account and per source address.
 //! - `me`: `GET /api/v1/me`, the first route behind [`Caller`].
+//! - `totp`: `POST /api/v1/me/totp`, `.../confirm`, `.../disable`: the signed-in user starts,
+//!   confirms and removes their second factor (login checks it in `auth`).
 //! - `enroll`: `POST /api/v1/enroll` and `POST /api/v1/enroll/check` (a token checked
 //!   without being used) on the public listener.
 //! - `directory`, `alerts`, `users`, `audit`: the REST API people use (regions, schools and
@@ -43,6 +45,7 @@ mod probe;
 mod rate;
 mod realtime;
 mod sync;
+mod totp;
 mod users;
 
 use std::sync::Arc;
@@ -53,7 +56,7 @@ use axum::routing::{get, post};
 use shared::sync::Limits;
 use sqlx::PgPool;
 
-use crate::auth::KeyRing;
+use crate::auth::{KeyRing, TotpKey};
 use crate::config::Liveness;
 use crate::metrics::Metrics;
 use crate::pki::GatewayCa;
@@ -89,6 +92,8 @@ pub struct AppState {
     pub listeners: Arc<Listeners>,
     /// This replica's fan-out of realtime events.
     pub realtime: Arc<crate::realtime::Hub>,
+    /// Seals and opens TOTP secrets.
+    pub totp_key: Arc<TotpKey>,
 }
 
 /// The public listener's routes. Serve them with

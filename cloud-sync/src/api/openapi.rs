@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, alerts, audit, auth, directory, me, realtime, users};
+use super::{AppState, alerts, audit, auth, directory, me, realtime, totp, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -59,6 +59,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(me::me))
+        .routes(routes!(totp::start))
+        .routes(routes!(totp::confirm))
+        .routes(routes!(totp::disable))
         .routes(routes!(directory::regions))
         .routes(routes!(directory::region))
         .routes(routes!(directory::schools))

@@ -8,14 +8,16 @@
 //! - `keys`: the Ed25519 keys that sign access tokens ([`KeyRing`]), kept in the data
 //!   directory under key ids so that keys can rotate; issuing and verifying access tokens.
 //! - `refresh`: refresh tokens, random and shown once, stored as SHA-256.
-//!
-//! TOTP (an optional second factor per user) is not here yet: it comes with a later part of
-//! #7, between the password check and the issuing of tokens (`users.totp_secret` waits for it).
+//! - `totp`: the optional second factor, RFC 6238 ([`TotpSecret`], [`TotpCode`]): checked
+//!   between the password and the issuing of tokens.
+//! - `seal`: [`TotpKey`], which seals TOTP secrets at rest with a key in the data directory.
 
 mod account;
 mod keys;
 mod password;
 mod refresh;
+mod seal;
+mod totp;
 
 use std::time::Duration;
 
@@ -25,6 +27,10 @@ pub use account::{Email, Grant, GrantError, Password, Role};
 pub use keys::{AccessClaims, KEY_DIR, KeyRing, TokenRefusal, add_signing_key};
 pub use password::{PasswordHash, hash_password, verify_against_dummy, verify_password};
 pub use refresh::RefreshToken;
+pub use seal::{TOTP_KEY_FILE, TotpKey, Unseal};
+pub use totp::{
+    BadCode, DIGITS as TOTP_DIGITS, STEP_SECS as TOTP_STEP_SECS, TotpCode, TotpSecret, step_at,
+};
 
 /// How long an access token is valid.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
@@ -53,6 +59,14 @@ pub enum AuthError {
     /// A key file holds no Ed25519 PKCS#8 key.
     #[error("{path}: not an Ed25519 PKCS#8 key")]
     BadKey {
+        /// The file.
+        path: String,
+    },
+    /// The TOTP sealing key file is not 32 bytes.
+    #[error(
+        "{path}: not a TOTP sealing key (32 bytes); restore it from a backup, or move it away to make a new one (every TOTP enrolment is then lost)"
+    )]
+    BadTotpKey {
         /// The file.
         path: String,
     },

@@ -51,22 +51,27 @@ pub struct LoginUser {
     pub password_hash: PasswordHash,
     /// True when the account is disabled.
     pub disabled: bool,
+    /// The sealed TOTP secret when the second factor is active (login then needs a code).
+    pub totp: Option<Vec<u8>>,
 }
 
 /// The user with this address, if any.
 pub async fn find_login(pool: &PgPool, email: &Email) -> Result<Option<LoginUser>, DbError> {
     let mut tx = begin(pool, Scope::Schools(&[])).await?;
-    let row: Option<(Uuid, String, bool)> = sqlx::query_as(
-        "SELECT user_id, password_hash, disabled_at IS NOT NULL FROM users WHERE email = $1",
+    let row: Option<(Uuid, String, bool, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT user_id, password_hash, disabled_at IS NOT NULL, \
+                CASE WHEN totp_enabled_at IS NOT NULL THEN totp_secret END \
+         FROM users WHERE email = $1",
     )
     .bind(email.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(row.map(|(user_id, hash, disabled)| LoginUser {
+    Ok(row.map(|(user_id, hash, disabled, totp)| LoginUser {
         user_id,
         password_hash: PasswordHash::from_stored(hash),
         disabled,
+        totp,
     }))
 }
 

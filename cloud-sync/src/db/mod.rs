@@ -44,6 +44,7 @@ pub mod enroll;
 pub mod ingest;
 pub mod liveness;
 pub mod realtime;
+pub mod totp;
 pub mod users;
 
 use shared::ids::SchoolId;

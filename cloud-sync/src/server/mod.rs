@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, Listeners, LoginLimiter, RateLimiter};
-use crate::auth::KeyRing;
+use crate::auth::{KeyRing, TotpKey};
 use crate::config::{Config, Liveness};
 use crate::db;
 use crate::metrics::Metrics;
@@ -65,6 +65,8 @@ impl Server {
             .context("cannot load or create the gateway CA")?;
         let keys = KeyRing::load_or_create(&config.data_dir)
             .context("cannot load or create the access-token signing keys")?;
+        let totp_key = TotpKey::load_or_create(&config.data_dir)
+            .context("cannot load or create the TOTP sealing key")?;
         // The dummy hash unknown users are checked against is made now, so that the first
         // such login does not take longer than the others.
         tokio::task::spawn_blocking(|| crate::auth::verify_against_dummy(""))
@@ -99,6 +101,7 @@ impl Server {
             metrics: Arc::new(Metrics::new()),
             listeners: Listeners::bound(),
             realtime: Arc::new(crate::realtime::Hub::new()),
+            totp_key: Arc::new(totp_key),
         };
         Ok(Self {
             state,

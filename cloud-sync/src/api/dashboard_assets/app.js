@@ -1,9 +1,9 @@
 // The dashboard's shell: sign-in, the open-alert banner (with sound and actions), navigation
-// between pages (hash routes: #/, #/school/ID, #/alert/ID, #/audit), and the live stream that
+// between pages (hash routes: #/, #/school/ID, #/alert/ID, #/audit, #/account), and the live stream that
 // keeps the tiles, the banner and the page in view current without a reload.
 
 import * as session from "./session.js";
-import { h, ago, all, tile, renderOverview, renderSchool, renderAlert, renderAudit, OPEN_STATES } from "./views.js";
+import { h, ago, all, tile, renderOverview, renderSchool, renderAlert, renderAudit, renderAccount, OPEN_STATES } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,16 +43,25 @@ function showLogin(message) {
   $("view").hidden = true;
   $("problem").hidden = true;
   $("login").hidden = false;
+  askForCode(false);
   const error = $("login-error");
   error.hidden = !message;
   error.textContent = message || "";
   $("email").focus();
 }
 
+/// Shows (or hides and empties) the code field of the sign-in form.
+function askForCode(ask) {
+  $("totp-field").hidden = !ask;
+  $("totp-code").required = ask;
+  if (!ask) $("totp-code").value = "";
+}
+
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const email = $("email").value.trim();
   const password = $("password").value;
+  const code = $("totp-field").hidden ? "" : $("totp-code").value.trim();
   const error = $("login-error");
   if (!email || !password) {
     error.textContent = "Enter your email address and password.";
@@ -62,15 +71,28 @@ $("login-form").addEventListener("submit", async (event) => {
   const submit = $("login-submit");
   submit.disabled = true;
   try {
-    await session.login(email, password);
+    await session.login(email, password, code);
     $("password").value = "";
+    askForCode(false);
     error.hidden = true;
     await start();
   } catch (e) {
     if (e.status === 429) {
       const wait = e.retryAfter ? ` Try again in ${e.retryAfter} s.` : " Try again in a minute.";
       error.textContent = "Too many sign-in attempts." + wait;
+    } else if (e.code === "totp_required") {
+      askForCode(true);
+      error.textContent = "Enter the 6-digit code from your authenticator app.";
+      $("totp-code").focus();
+    } else if (e.code === "wrong_code") {
+      $("totp-code").value = "";
+      error.textContent = "That code is wrong or was used already; enter the next one the app shows.";
+      $("totp-code").focus();
+    } else if (e.code === "invalid_code") {
+      error.textContent = "The code is the 6 digits your authenticator app shows.";
+      $("totp-code").focus();
     } else if (e.status === 401) {
+      askForCode(false);
       error.textContent = "Wrong email address or password.";
     } else {
       error.textContent = e.message || "Cannot reach the server; check the connection and try again.";
@@ -143,6 +165,7 @@ async function route({ live = false } = {}) {
     if (page === "school" && id) await renderSchool(view, id, ctx, Object.fromEntries(params));
     else if (page === "alert" && id) await renderAlert(view, id, ctx);
     else if (page === "audit") await renderAudit(view, ctx);
+    else if (page === "account") await renderAccount(view, ctx);
     else renderOverview(view, schools);
     view.dataset.page = page || "overview";
     if (kept) restore(view, kept);

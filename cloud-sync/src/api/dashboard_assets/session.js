@@ -73,9 +73,13 @@ async function postJson(path, body) {
   });
 }
 
-/// Exchanges an address and password for tokens; throws ApiError (401, 429 with retryAfter).
-export async function login(email, password) {
-  const response = await postJson("/api/v1/auth/login", { email, password });
+/// Exchanges an address and password (and, when the account has two-factor sign-in, the
+/// authenticator app's code) for tokens; throws ApiError (401 `invalid_credentials`,
+/// `totp_required` or `wrong_code`; 400 `invalid_code`; 429 with retryAfter).
+export async function login(email, password, code) {
+  const body = { email, password };
+  if (code) body.totp_code = code;
+  const response = await postJson("/api/v1/auth/login", body);
   if (!response.ok) throw await errorOf(response);
   keep(await response.json());
 }

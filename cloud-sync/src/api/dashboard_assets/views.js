@@ -285,3 +285,92 @@ export async function renderAudit(root, ctx, action = "") {
       body)),
     more);
 }
+
+// === Two-factor sign-in ===
+
+/// The signed-in person's second factor: set it up (the secret in groups of four and the
+/// `otpauth://` link as text, then a code to confirm), or turn it off (password and code).
+export async function renderAccount(root, ctx) {
+  const me = await api("/api/v1/me");
+  const status = h("p", { id: "totp-status", class: "totp-status", role: "status" });
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  const fail = (e) => {
+    error.textContent = e.code === "wrong_code"
+      ? "That code is wrong or was used already. Check the phone's clock and enter the next code."
+      : e.code === "wrong_password" ? "The password is wrong." : e.message;
+    error.hidden = false;
+  };
+  const codeInput = (id) => h("input", {
+    id, name: "code", type: "text", inputmode: "numeric", autocomplete: "one-time-code",
+    pattern: "[0-9 ]*", maxlength: 7, required: true, spellcheck: "false",
+  });
+  const panel = h("section", { class: "panel totp", "aria-labelledby": "totp-heading" },
+    h("h1", { id: "totp-heading" }, "Two-factor sign-in"));
+  const body = h("div");
+  panel.append(body, error);
+  root.replaceChildren(panel);
+
+  const again = () => renderAccount(root, ctx).catch(ctx.problem);
+
+  async function begin() {
+    error.hidden = true;
+    let enrolment;
+    try {
+      enrolment = await api("/api/v1/me/totp", { method: "POST" });
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    status.textContent = "Not active yet: confirm with a code to turn it on.";
+    body.replaceChildren(status,
+      h("ol", { class: "steps" },
+        h("li", {}, "In an authenticator app (Aegis, FreeOTP, Google Authenticator, 1Password…) add an account with this key:",
+          h("p", {}, h("code", { id: "totp-secret", class: "secret", dataset: { secret: enrolment.secret } }, enrolment.secret_grouped))),
+        h("li", {}, "or open this link on the phone:",
+          h("p", {}, h("code", { id: "totp-uri", class: "uri" }, enrolment.otpauth_uri))),
+        h("li", {}, "Enter the 6-digit code the app shows.")),
+      h("form", { id: "totp-confirm", onsubmit: async (e) => {
+        e.preventDefault();
+        error.hidden = true;
+        try {
+          await api("/api/v1/me/totp/confirm", { method: "POST", body: { code: e.target.elements.code.value } });
+          await again();
+        } catch (err) {
+          fail(err);
+        }
+      } },
+      h("label", { for: "totp-confirm-code" }, "Code"),
+      codeInput("totp-confirm-code"),
+      h("button", { type: "submit", class: "primary" }, "Turn on")));
+    document.getElementById("totp-confirm-code").focus();
+  }
+
+  if (me.totp === "active") {
+    status.textContent = "On: signing in asks for a code from your authenticator app.";
+    body.replaceChildren(status,
+      h("form", { id: "totp-disable", onsubmit: async (e) => {
+        e.preventDefault();
+        error.hidden = true;
+        const f = e.target.elements;
+        try {
+          await api("/api/v1/me/totp/disable", { method: "POST", body: { password: f.password.value, code: f.code.value } });
+          await again();
+        } catch (err) {
+          fail(err);
+        }
+      } },
+      h("p", {}, "To turn it off, enter your password and a current code. Lost the phone? Ask the platform operator to reset it."),
+      h("label", { for: "totp-password" }, "Password"),
+      h("input", { id: "totp-password", name: "password", type: "password", autocomplete: "current-password", required: true, maxlength: 1024 }),
+      h("label", { for: "totp-disable-code" }, "Code"),
+      codeInput("totp-disable-code"),
+      h("button", { type: "submit", class: "quiet" }, "Turn off")));
+  } else {
+    status.textContent = me.totp === "pending"
+      ? "Off: a setup was started and not confirmed. Start again to see a new key."
+      : "Off: signing in needs only your password.";
+    body.replaceChildren(status,
+      h("p", {}, "With two-factor sign-in, your password alone is not enough: you also enter a code from an app on your phone."),
+      h("button", { type: "button", class: "primary", id: "totp-start", onclick: begin }, "Set up two-factor sign-in"));
+  }
+}

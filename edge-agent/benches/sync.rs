@@ -25,6 +25,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "linked/setup.rs"]
+mod setup;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,12 +37,13 @@ use common::button::FwDevice;
 use common::cloud::TestCloud;
 use edge_agent::store::Store;
 use firmware_protocol::{AckState, PressPattern};
+use setup::Database;
 use shared::alert::{Actor, AlertEventKind, AlertKind, AlertState, Severity, Source};
 use shared::ids::{AlertId, DeviceId};
 use shared::sync::{AlertEventRecord, DeviceHealthRecord, DeviceStatus, Lane, RecordBody};
 use shared::{SchoolSnapshot, SnapshotCounts, UnixMillis};
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
-use sqlx::{Executor, Row};
 use tokio::net::{TcpListener, TcpStream};
 
 const SCHOOL: &str = common::SCHOOL;
@@ -50,63 +53,21 @@ const DAY_S: i64 = 86_400;
 const PRESSES: u32 = 200;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    setup::runtime().block_on(async {
         for thinned in [true, false] {
-            let db = Database::create().await;
+            let db = Database::create("sync").await;
             catch_up(&db.opts, thinned).await;
             db.drop().await;
         }
-        let db = Database::create().await;
+        let db = Database::create("sync").await;
         link_up_latency(&db.opts).await;
         db.drop().await;
     });
 }
 
-/// A fresh database on the server `DATABASE_URL` names.
-struct Database {
-    server: PgPool,
-    name: String,
-    opts: PgConnectOptions,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (cargo xtask bench sets it)");
-        let admin: PgConnectOptions = url.parse().unwrap();
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "hallwatch_sync_bench_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let server = PgPool::connect_with(admin.clone()).await.unwrap();
-        server
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let opts = admin.database(&name);
-        Database { server, name, opts }
-    }
-
-    async fn drop(self) {
-        self.server
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                self.name
-            )))
-            .await
-            .unwrap();
-    }
-}
-
 /// An enrolled gateway with one real button, whose sync goes through a counting relay.
 async fn gateway(cloud: &TestCloud) -> (Gateway, std::path::PathBuf, Relay) {
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
+    let gw = setup::enrolled_gateway(cloud);
     let relay = Relay::start(cloud.sync).await;
     gw.set(
         "cloud",
@@ -377,12 +338,8 @@ async fn link_up_latency(opts: &PgConnectOptions) {
         .await
         .map(|r| r.get(0))
         .unwrap_or(0);
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     println!("sync link up: {PRESSES} presses, {joined} alert events in the cloud");
-    println!("figure press_to_cloud_p50 {:.1} ms", pct(0.50));
-    println!("figure press_to_cloud_p99 {:.1} ms", pct(0.99));
-    println!("figure press_to_cloud_max {:.1} ms", pct(1.0));
+    setup::print_latencies("press_to_cloud", &latencies);
     println!("figure press_to_cloud_lost {lost} presses");
     drop(button);
     drop(agent);

@@ -33,6 +33,16 @@ struct Scenario {
     postgres: bool,
 }
 
+/// Builds the release `cloud-sync` that benchmarks which run the cloud start from beside them.
+const CLOUD_RELEASE: &[&str] = &[
+    "build",
+    "--release",
+    "-p",
+    "cloud-sync",
+    "--bin",
+    "cloud-sync",
+];
+
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "codec",
@@ -70,16 +80,18 @@ const SCENARIOS: &[Scenario] = &[
         name: "sync",
         about: "edge → cloud sync: a 24 h outage's backlog drained, bytes vs JSON, press → Postgres",
         programs: &[
-            // The benchmark starts the cloud from the release build beside it.
-            &[
-                "build",
-                "--release",
-                "-p",
-                "cloud-sync",
-                "--bin",
-                "cloud-sync",
-            ],
+            CLOUD_RELEASE,
             &["bench", "-p", "edge-agent", "--bench", "sync"],
+        ],
+        tools: &[],
+        postgres: true,
+    },
+    Scenario {
+        name: "realtime",
+        about: "cloud realtime: press → a region admin's dashboard stream through gateway and cloud",
+        programs: &[
+            CLOUD_RELEASE,
+            &["bench", "-p", "edge-agent", "--bench", "press_sse"],
         ],
         tools: &[],
         postgres: true,

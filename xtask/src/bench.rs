@@ -91,6 +91,24 @@ const SCENARIOS: &[Scenario] = &[
         tools: &[],
         postgres: true,
     },
+    Scenario {
+        name: "realtime",
+        about: "people's side of the cloud: the REST API under 1,000 req/s of mixed load",
+        programs: &[
+            // The benchmarks start the cloud from the release build beside them.
+            &[
+                "build",
+                "--release",
+                "-p",
+                "cloud-sync",
+                "--bin",
+                "cloud-sync",
+            ],
+            &["bench", "-p", "cloud-sync", "--bench", "api_load"],
+        ],
+        tools: &[],
+        postgres: true,
+    },
 ];
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {

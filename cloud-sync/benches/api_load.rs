@@ -109,10 +109,27 @@ async fn measure(opts: &PgConnectOptions) -> usize {
         started.elapsed().as_secs_f64()
     );
 
+    // The Postgres server's processes: its postmaster (from the data directory's
+    // postmaster.pid) and that one's children, the backends among them.
+    let data_directory: String = sqlx::query_scalar("SHOW data_directory")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    let postmaster: u32 = std::fs::read_to_string(format!("{data_directory}/postmaster.pid"))
+        .ok()
+        .and_then(|pid| pid.lines().next().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+
+    println!(
+        "api_load: cloud RSS before the load {:.1} MB",
+        cloud.rss_kb() as f64 / 1024.0
+    );
     let mut mix = mix::Mix::new(estate, 0x5EED_0002);
     let cpu_before = (cloud.cpu_ticks(), machine_ticks(), self_ticks());
+    let pg_before = family_ticks(postmaster);
     let (outcomes, measured_from) = load::run(&api.base, &mut mix, RATE, WARMUP, MEASURE).await;
     let cpu_after = (cloud.cpu_ticks(), machine_ticks(), self_ticks());
+    let pg_after = family_ticks(postmaster);
     let rss = cloud.rss_kb();
     let failed = report(&outcomes, measured_from);
 
@@ -126,15 +143,20 @@ async fn measure(opts: &PgConnectOptions) -> usize {
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let machine = busy as f64 / total.max(1) as f64 * cores * 100.0;
+    // Backends that ended during the load took their ticks with them: a lower bound.
+    let pg_cpu = pg_after.saturating_sub(pg_before) as f64 / ticks / seconds * 100.0;
     println!(
-        "api_load: CPU over the load, % of one core: cloud {cloud_cpu:.0}, load generator \
-         {own_cpu:.0}, everything else (Postgres, other work) {:.0}, machine {machine:.0} of {:.0}; \
-         load average {}",
-        machine - cloud_cpu - own_cpu,
+        "api_load: CPU over the load, % of one core: cloud {cloud_cpu:.0}, Postgres {pg_cpu:.0}, \
+         load generator {own_cpu:.0}, everything else (other work on the machine) {:.0}, \
+         machine {machine:.0} of {:.0}; load average {}",
+        machine - cloud_cpu - own_cpu - pg_cpu,
         cores * 100.0,
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     println!("figure api_cloud_cpu {cloud_cpu:.0} %");
+    println!("figure api_postgres_cpu {pg_cpu:.0} %");
     println!("figure api_cloud_rss {:.1} MB", rss as f64 / 1024.0);
     drop(cloud);
     owner.close().await;
@@ -165,7 +187,10 @@ fn report(outcomes: &[load::Outcome], measured_from: Instant) -> usize {
     }
     let mut by_endpoint: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for o in &measured {
-        by_endpoint.entry(o.endpoint).or_default().push(o.latency_ms);
+        by_endpoint
+            .entry(o.endpoint)
+            .or_default()
+            .push(o.latency_ms);
     }
     for (endpoint, mut ms) in by_endpoint {
         println!(
@@ -296,6 +321,34 @@ fn proc_ticks(path: &str) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// utime + stime of `parent` and its living children (0 when `parent` is 0).
+fn family_ticks(parent: u32) -> u64 {
+    if parent == 0 {
+        return 0;
+    }
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ppid: u32 = fields[1].parse().unwrap_or(0);
+        if pid == parent || ppid == parent {
+            ticks +=
+                fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    ticks
 }
 
 fn self_ticks() -> u64 {

@@ -79,7 +79,9 @@ impl Api {
         body: Option<Value>,
         expect: u16,
     ) -> Value {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
@@ -96,9 +98,18 @@ impl Api {
     async fn login(&self, email: &str) -> Arc<str> {
         let body = json!({ "email": email, "password": PASSWORD });
         let answer = self
-            .call(reqwest::Method::POST, "/api/v1/auth/login", None, Some(body), 200)
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(body),
+                200,
+            )
             .await;
-        answer["access_token"].as_str().expect("access token").into()
+        answer["access_token"]
+            .as_str()
+            .expect("access token")
+            .into()
     }
 }
 
@@ -198,8 +209,14 @@ pub(crate) async fn build(
             body["email"] = json!(email);
             body["password"] = json!(PASSWORD);
             adds.spawn(async move {
-                api.call(reqwest::Method::POST, "/api/v1/users", Some(&root), Some(body), 201)
-                    .await;
+                api.call(
+                    reqwest::Method::POST,
+                    "/api/v1/users",
+                    Some(&root),
+                    Some(body),
+                    201,
+                )
+                .await;
             });
         }
         while let Some(done) = adds.join_next().await {
@@ -237,7 +254,16 @@ pub(crate) async fn build(
         ("region-0@south.example", "south"),
     ] {
         let bearer = api.login(email).await;
-        sessions.push(session(&api, "region_admin", bearer, of_region(region), Some(region)).await);
+        sessions.push(
+            session(
+                &api,
+                "region_admin",
+                bearer,
+                of_region(region),
+                Some(region),
+            )
+            .await,
+        );
     }
     for role in ["school_admin", "viewer"] {
         for school in [&all[0], &all[5], &all[SCHOOLS_PER_REGION + 3]] {
@@ -365,10 +391,17 @@ async fn enroll(api: &Api, token: &str, sync_url: &str) -> Gateway {
     let (key, csr) = key_and_csr();
     let body = json!({ "token": token, "csr_pem": csr });
     let answer = api
-        .call(reqwest::Method::POST, "/api/v1/enroll", None, Some(body), 200)
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/enroll",
+            None,
+            Some(body),
+            200,
+        )
         .await;
     let text = |field: &str| answer[field].as_str().expect("field").to_owned();
-    let (cert_pem, key_pem, ca_pem) = (text("certificate_pem"), key.serialize_pem(), text("ca_pem"));
+    let (cert_pem, key_pem, ca_pem) =
+        (text("certificate_pem"), key.serialize_pem(), text("ca_pem"));
     Gateway {
         school_id: text("school_id").parse().expect("school id"),
         gateway_id: text("gateway_id").parse().expect("gateway id"),

@@ -163,8 +163,7 @@ impl Mix {
             .collect();
         let session = *self.pick(&allowed);
         let s: &Session = &self.estate.sessions[session];
-        let (bearer, region, alert_cursor) =
-            (s.bearer.clone(), s.region, s.alert_cursor.clone());
+        let (bearer, region, alert_cursor) = (s.bearer.clone(), s.region, s.alert_cursor.clone());
         let schools = s.schools.clone();
         let school = self.pick(&schools).clone();
         let get = |endpoint, path: String| (endpoint, Method::GET, path, None, 200);
@@ -237,7 +236,8 @@ impl Mix {
             Kind::Audit => get("audit", "/api/v1/audit?limit=50".to_owned()),
             Kind::Note => {
                 let alert = *self.pick(&self.estate.alerts[&school].clone());
-                let body = json!({ "body": "Spoke to the teacher in the room; follow-up at noon." });
+                let body =
+                    json!({ "body": "Spoke to the teacher in the room; follow-up at noon." });
                 (
                     "note",
                     Method::POST,
@@ -279,7 +279,13 @@ impl Mix {
                     "role": "viewer",
                     "school_id": school,
                 });
-                ("create_user", Method::POST, "/api/v1/users".to_owned(), Some(body), 201)
+                (
+                    "create_user",
+                    Method::POST,
+                    "/api/v1/users".to_owned(),
+                    Some(body),
+                    201,
+                )
             }
             Kind::DisableUser => {
                 // The drawn school first, so the pools drain evenly.

@@ -88,10 +88,11 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "realtime",
-        about: "cloud realtime: press → a region admin's dashboard stream through gateway and cloud",
+        about: "cloud realtime: press → dashboard stream, the REST API at 1,000 req/s, 10k streams",
         programs: &[
             CLOUD_RELEASE,
             &["bench", "-p", "edge-agent", "--bench", "press_sse"],
+            &["bench", "-p", "cloud-sync", "--bench", "api_load"],
         ],
         tools: &[],
         postgres: true,

@@ -19,8 +19,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::{LoginLimits, Quota};
 
-/// Password verifications running at once, at most (each takes 19 MiB and tens of
-/// milliseconds of a core): a flood of logins waits here instead of exhausting memory.
+/// Password hashes (logins' verifications, people added through the API) running at once,
+/// at most (each takes 19 MiB and tens of milliseconds of a core): a flood waits here
+/// instead of exhausting memory.
 const CONCURRENT_HASHES: usize = 4;
 
 /// Keyed buckets beyond which idle ones are forgotten (a full bucket is the same as none).
@@ -33,7 +34,7 @@ pub struct LoginLimiter {
     per_source: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
-    /// Taken around each password verification.
+    /// Taken around each password hash (verification or new password).
     pub hashing: Arc<Semaphore>,
 }
 

@@ -205,29 +205,38 @@ pub struct CallerRecord {
 /// viewer's: one transaction has one mode, and the narrower wins (`create-user` gives each
 /// user one grant, so this only matters for grants written by hand).
 pub async fn load_caller(pool: &PgPool, user_id: Uuid) -> Result<Option<CallerRecord>, DbError> {
-    let mut tx = begin(pool, Scope::Schools(&[])).await?;
-    let user: Option<(String, bool)> =
-        sqlx::query_as("SELECT email, disabled_at IS NOT NULL FROM users WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((email, false)) = user else {
+    // Every request of a person starts here, so it is kept to one statement after the
+    // scope: the grants are read in the same statement as the user (a LEFT JOIN, one row per
+    // grant), `role_grants`' policy admitting them by `hallwatch.user_id`, which is set
+    // with the (empty) scope before. Each round trip saved here is one per API request.
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('hallwatch.school_ids', '', true), \
+                set_config('hallwatch.all_schools', 'off', true), \
+                set_config('hallwatch.user_id', $1, true)",
+    )
+    .bind(user_id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<(String, bool, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT u.email, u.disabled_at IS NOT NULL, g.role, g.region_id, g.school_id \
+             FROM users u LEFT JOIN role_grants g ON g.user_id = u.user_id \
+             WHERE u.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some((email, false, ..)) = rows.first().cloned() else {
         return Ok(None);
     };
     let email: Email = email
         .parse()
         .map_err(|e| DbError::Invalid(format!("user {user_id}: {e}")))?;
-    sqlx::query("SELECT set_config('hallwatch.user_id', $1, true)")
-        .bind(user_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-    let rows: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT role, region_id, school_id FROM role_grants WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(&mut *tx)
-            .await?;
     let mut grants = Vec::with_capacity(rows.len());
-    for (role, region, school) in rows {
+    for (_, _, role, region, school) in rows {
+        let Some(role) = role else {
+            continue; // A user without grants: the LEFT JOIN's one row.
+        };
         let invalid =
             |e: &dyn std::fmt::Display| DbError::Invalid(format!("grant of {user_id}: {e}"));
         let role: Role = role.parse().map_err(|e| invalid(&e))?;

@@ -218,12 +218,12 @@ pub async fn begin(
     pool: &PgPool,
     scope: impl TenantScope,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    if scope.read_only() {
-        sqlx::query("SET TRANSACTION READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // `BEGIN READ ONLY` rather than a `SET TRANSACTION` after it: one round trip fewer.
+    let mut tx = if scope.read_only() {
+        pool.begin_with("BEGIN READ ONLY").await?
+    } else {
+        pool.begin().await?
+    };
     set_scope(&mut tx, scope.scope()).await?;
     Ok(tx)
 }

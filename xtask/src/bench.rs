@@ -91,6 +91,24 @@ const SCENARIOS: &[Scenario] = &[
         tools: &[],
         postgres: true,
     },
+    Scenario {
+        name: "realtime",
+        about: "cloud SSE: 10,000 streams on one cloud-sync (RSS per stream), alert fan-out p99",
+        programs: &[
+            // The fan-out benchmark runs the cloud from the release build, as its own process.
+            &[
+                "build",
+                "--release",
+                "-p",
+                "cloud-sync",
+                "--bin",
+                "cloud-sync",
+            ],
+            &["bench", "-p", "cloud-sync", "--bench", "fanout"],
+        ],
+        tools: &[],
+        postgres: true,
+    },
 ];
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {

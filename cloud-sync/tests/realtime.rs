@@ -287,13 +287,22 @@ async fn a_stream_ends_with_its_token_and_streams_are_capped(
         "the gauge counts the open streams:\n{metrics}"
     );
     drop(open.pop());
-    // The server notices the closed connection when it next writes to it; the cap frees
-    // then (a heartbeat at most 15 s later, or the next event).
+    // The server notices the closed connection when a write to it fails: the second after
+    // the client left (the first draws the client's reset; the public listener does not read
+    // a connection while its response streams, see server/public.rs); the cap frees then
+    // (events, or heartbeats every 15 s).
     let gateway = &estate.gateways["north-a"];
-    gateway
-        .send(&gateway.alerts(vec![alert_event(2, AlertId::new(), AlertState::Triggered)]))
-        .await
-        .unwrap();
+    for seq in [2, 3] {
+        gateway
+            .send(&gateway.alerts(vec![alert_event(
+                seq,
+                AlertId::new(),
+                AlertState::Triggered,
+            )]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let again = sse::request(&base, token, None).await;

@@ -33,9 +33,29 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(opts: &PgConnectOptions, dir: &Path, notify: &Path) -> Serve {
+        Serve::start_in(
+            Command::new(env!("CARGO_BIN_EXE_cloud-sync")),
+            opts,
+            dir,
+            notify,
+        )
+    }
+
+    /// `serve` with its soft open-file limit set to `soft` (by `prlimit`, which execs it:
+    /// the child's pid is the service's), as systemd starts a service with 1,024.
+    fn start_with_nofile(opts: &PgConnectOptions, dir: &Path, notify: &Path, soft: u64) -> Serve {
+        let mut prlimit = Command::new("prlimit");
+        prlimit
+            .arg(format!("--nofile={soft}:"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_cloud-sync"));
+        Serve::start_in(prlimit, opts, dir, notify)
+    }
+
+    fn start_in(mut command: Command, opts: &PgConnectOptions, dir: &Path, notify: &Path) -> Serve {
         let (public, sync) = (free_port(), free_port());
         let log = dir.join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_cloud-sync"))
+        let child = command
             .args(["serve", "--database-url", &app_url(opts), "--data-dir"])
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{public}")])
@@ -154,11 +174,19 @@ fn free_port() -> u16 {
 
 /// Starts `serve` and waits for its `READY=1`.
 async fn ready(opts: &PgConnectOptions, dir: &Path) -> (Serve, Manager) {
+    ready_with(opts, dir, None).await
+}
+
+/// [`ready`], with the soft open-file limit `nofile` when given.
+async fn ready_with(opts: &PgConnectOptions, dir: &Path, nofile: Option<u64>) -> (Serve, Manager) {
     let path = dir.join("notify.sock");
     let manager = Manager {
         socket: UnixDatagram::bind(&path).unwrap(),
     };
-    let mut serve = Serve::start(opts, dir, &path);
+    let mut serve = match nofile {
+        Some(soft) => Serve::start_with_nofile(opts, dir, &path, soft),
+        None => Serve::start(opts, dir, &path),
+    };
     let ready = manager
         .expect("READY=1", Duration::from_secs(30), &mut serve)
         .await;
@@ -256,4 +284,34 @@ async fn the_watchdog_goes_quiet_while_the_database_refuses_connections(
         .unwrap_or_else(|| panic!("no ping after the database came back:\n{}", serve.log()));
     assert_eq!(resumed, ["WATCHDOG=1"]);
     assert!(serve.log().contains("watchdog pings resume"));
+}
+
+/// systemd starts a service with a soft limit of 1,024 open files; each live SSE stream holds
+/// one, so `serve` raises its soft limit to the hard one (no `LimitNOFILE=` in the unit).
+#[sqlx::test(migrator = "cloud_sync::MIGRATOR")]
+async fn serve_raises_its_open_file_limit_to_the_hard_one(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        hard > 1024,
+        "this test needs a hard limit above 1,024 (it is {hard})"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, _manager) = ready_with(&opts, dir.path(), Some(1024)).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", serve.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(
+        numbers,
+        [hard, hard],
+        "soft and hard limits of serve: {line}"
+    );
 }

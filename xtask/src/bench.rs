@@ -93,6 +93,7 @@ const SCENARIOS: &[Scenario] = &[
             CLOUD_RELEASE,
             &["bench", "-p", "edge-agent", "--bench", "press_sse"],
             &["bench", "-p", "cloud-sync", "--bench", "api_load"],
+            &["bench", "-p", "cloud-sync", "--bench", "fanout"],
         ],
         tools: &[],
         postgres: true,

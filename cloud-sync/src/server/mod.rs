@@ -3,6 +3,8 @@
 //! only mutual TLS with gateway certificates, and the metrics listener (`/metrics`,
 //! `/healthz`, `/readyz`; plain HTTP, loopback by default).
 //!
+//! - `public`: the public listener's accept loop (hyper's HTTP/1.1 with `half_close`, so a
+//!   live SSE stream keeps an 8 KiB read buffer, not 16; `TCP_NODELAY`; the peer address).
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
 //! - `service`: systemd's notify protocol: `READY=1` once both listeners are served,
@@ -12,10 +14,14 @@
 //! reloading the access-token signing keys (every 30 s) and gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
 //! `db::liveness` makes safe for several replicas at once).
 //!
+//! At bind the process raises its soft open-file limit to the hard one: each live stream is a
+//! descriptor.
+//!
 //! Shutdown order: stop accepting, let in-flight requests finish (bounded by
 //! [`SHUTDOWN_GRACE`]), then close the pool.
 
 mod mtls;
+mod public;
 mod service;
 
 use std::future::Future;
@@ -56,6 +62,7 @@ impl Server {
     /// Connects to Postgres (refusing a privileged role), loads or creates the CA, issues
     /// the sync listener's certificate and binds both listeners.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        raise_open_file_limit();
         let pool = db::connect(config.database.clone(), config.pool_size)
             .await
             .context("cannot connect to the database")?;
@@ -145,17 +152,15 @@ impl Server {
         );
         let listeners = Arc::clone(&self.state.listeners);
 
-        let public = axum::serve(
+        let public = public::accept_loop(
             self.public,
-            api::public_router(self.state.clone())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+            api::public_router(self.state.clone()),
+            cancel.clone(),
+            tracker.clone(),
+        );
         let served = Arc::clone(&listeners);
         tracker.spawn(async move {
-            if let Err(err) = public.await {
-                tracing::error!(error = %err, "public listener failed");
-            }
+            public.await;
             served.public.store(false, Ordering::Relaxed);
         });
         let sync = mtls::accept_loop(
@@ -206,6 +211,17 @@ impl Server {
         }
         self.state.pool.close().await;
         Ok(())
+    }
+}
+
+/// Every live SSE stream holds a descriptor, and a replica is meant to hold 10,000 of them
+/// (`cargo xtask bench realtime`); the default soft limit of 1,024 (systemd's too) would
+/// refuse connections long before. The hard limit (524,288 under systemd) is the operator's
+/// bound, so no `LimitNOFILE=` is needed in the unit.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
     }
 }
 

@@ -197,6 +197,10 @@ pub struct CallerRecord {
     pub scope: UserScope,
 }
 
+/// A user joined with one of their grants: email, disabled, and the grant's role, region and
+/// school (all `NULL` for a user without grants).
+type CallerRow = (String, bool, Option<String>, Option<String>, Option<String>);
+
 /// The user `user_id` with their grants and scope, or `None` when the user does not exist
 /// or is disabled (their access tokens stop working at once, not when they expire).
 ///
@@ -218,7 +222,7 @@ pub async fn load_caller(pool: &PgPool, user_id: Uuid) -> Result<Option<CallerRe
     .bind(user_id.to_string())
     .execute(&mut *tx)
     .await?;
-    let rows: Vec<(String, bool, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<CallerRow> = sqlx::query_as(
         "SELECT u.email, u.disabled_at IS NOT NULL, g.role, g.region_id, g.school_id \
              FROM users u LEFT JOIN role_grants g ON g.user_id = u.user_id \
              WHERE u.user_id = $1",

@@ -28,11 +28,7 @@ async fn a_backup_of_a_running_agent_under_load_restores_into_a_gateway_that_syn
     opts: PgConnectOptions,
 ) {
     let cloud = TestCloud::start(&opts).await;
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
-    gw.set("sync", "heartbeat_s", "1");
-    gw.set("sync", "backoff_min_ms", "50");
-    gw.set("sync", "backoff_max_s", "1");
+    let gw = cloud.enrolled_gateway(SCHOOL);
     gw.set("sync", "thin_after_s", "86400");
     let specs: Vec<Spec> = (1..=4)
         .map(|i| {

@@ -11,7 +11,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::Gateway;
 use common::browser::Browser;
 use common::button::FwDevice;
 use common::cloud::TestCloud;
@@ -61,11 +60,7 @@ async fn a_region_admin_sees_a_press_live_acknowledges_it_and_the_gateway_confir
     opts: PgConnectOptions,
 ) {
     let cloud = TestCloud::start(&opts).await;
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
-    gw.set("sync", "heartbeat_s", "1");
-    gw.set("sync", "backoff_min_ms", "50");
-    gw.set("sync", "backoff_max_s", "1");
+    let gw = cloud.enrolled_gateway(SCHOOL);
     let bundle = gw.add("btn-1", "button", "B-214");
     let agent = gw.run_agent("").await;
     let mut button = FwDevice::connect(agent.mqtt, &bundle, "btn-1", 1).await;
@@ -276,11 +271,7 @@ async fn live_redraws_keep_filters_focus_and_unsent_notes(
     opts: PgConnectOptions,
 ) {
     let cloud = TestCloud::start(&opts).await;
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
-    gw.set("sync", "heartbeat_s", "1");
-    gw.set("sync", "backoff_min_ms", "50");
-    gw.set("sync", "backoff_max_s", "1");
+    let gw = cloud.enrolled_gateway(SCHOOL);
     let first = gw.add("btn-1", "button", "B-214");
     let second = gw.add("btn-2", "button", "B-215");
     let agent = gw.run_agent("").await;

@@ -18,11 +18,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// An enrolled gateway with one button, syncing every second when idle.
 async fn enrolled(cloud: &TestCloud) -> (Gateway, std::path::PathBuf) {
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
-    gw.set("sync", "heartbeat_s", "1");
-    gw.set("sync", "backoff_min_ms", "50");
-    gw.set("sync", "backoff_max_s", "1");
+    let gw = cloud.enrolled_gateway(SCHOOL);
     let bundle = gw.add("btn-1", "button", "B-214");
     (gw, bundle)
 }

@@ -296,6 +296,17 @@ impl TestCloud {
         tx.commit().await.unwrap();
     }
 
+    /// A new gateway enrolled in `school` that syncs briskly: a heartbeat every second when
+    /// idle, backoff from 50 ms to 1 s (tests wait for sync, not for politeness).
+    pub(crate) fn enrolled_gateway(&self, school: &str) -> super::Gateway {
+        let gw = super::Gateway::init_local();
+        self.enroll(&gw, school);
+        gw.set("sync", "heartbeat_s", "1");
+        gw.set("sync", "backoff_min_ms", "50");
+        gw.set("sync", "backoff_max_s", "1");
+        gw
+    }
+
     /// `edge-agent enroll` of `gw` with a token for `school` (created here); panics on failure.
     pub(crate) fn enroll(&self, gw: &super::Gateway, school: &str) {
         let token = self.school(school);

@@ -44,11 +44,7 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 /// and no thinning (nothing waits long enough, but a thinned record would be "dropped").
 /// Snapshots follow the camera's counts within half a second, for telemetry to sync.
 pub(crate) fn gateway(cloud: &TestCloud, buttons: usize, camera: bool) -> (Gateway, Vec<Spec>) {
-    let gw = Gateway::init_local();
-    cloud.enroll(&gw, SCHOOL);
-    gw.set("sync", "heartbeat_s", "1");
-    gw.set("sync", "backoff_min_ms", "50");
-    gw.set("sync", "backoff_max_s", "1");
+    let gw = cloud.enrolled_gateway(SCHOOL);
     gw.set("sync", "request_timeout_s", "3");
     gw.set("sync", "thin_after_s", "86400");
     gw.set("snapshots", "debounce_ms", "100");

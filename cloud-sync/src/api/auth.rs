@@ -108,20 +108,11 @@ pub(super) async fn login(
     };
     let password = request.password;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = {
-        let _permit = state
-            .login_limits
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        tokio::task::spawn_blocking(move || match stored {
-            Some(hash) => auth::verify_password(&password, &hash),
-            None => auth::verify_against_dummy(&password),
-        })
+    let matches = state
+        .hasher
+        .verify(password, stored)
         .await
-        .map_err(|e| ApiError::internal(&e))?
-    };
+        .map_err(|e| ApiError::internal(&e))?;
 
     let user = match (user, matches) {
         (Some(user), true) if !user.disabled => user,

@@ -1,5 +1,5 @@
 //! [`LoginLimiter`]: login attempts per account and per source address (governor's keyed
-//! GCRA buckets, in memory, per replica), and the bound on concurrent password hashing.
+//! GCRA buckets, in memory, per replica).
 //!
 //! The source is the connection's peer address. The public listener is plain HTTP behind a
 //! TLS-terminating proxy, so by default every login seems to come from the proxy; the operator
@@ -9,33 +9,24 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota as GovernorQuota, RateLimiter};
-use tokio::sync::Semaphore;
 
 use crate::config::{LoginLimits, Quota};
-
-/// Password hashes (logins' verifications, people added through the API) running at once,
-/// at most (each takes 19 MiB and tens of milliseconds of a core): a flood waits here
-/// instead of exhausting memory.
-const CONCURRENT_HASHES: usize = 4;
 
 /// Keyed buckets beyond which idle ones are forgotten (a full bucket is the same as none).
 const FORGET_ABOVE: usize = 10_000;
 
-/// Login budgets and the hashing bound.
+/// Login budgets.
 #[derive(Debug)]
 pub struct LoginLimiter {
     per_account: DefaultKeyedRateLimiter<String>,
     per_source: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
-    /// Taken around each password hash (verification or new password).
-    pub hashing: Arc<Semaphore>,
 }
 
 /// Which budget ran out.
@@ -58,7 +49,6 @@ impl LoginLimiter {
                 .into_iter()
                 .map(|ip| ip.to_canonical())
                 .collect(),
-            hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
         }
     }
 

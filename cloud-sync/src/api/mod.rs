@@ -86,6 +86,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Login attempt budgets.
     pub login_limits: Arc<LoginLimiter>,
+    /// Hashes and checks passwords, a few at a time.
+    pub hasher: Arc<crate::auth::Hasher>,
     /// The Prometheus series; SSE handlers hold `metrics.sse_connection()` while streaming.
     pub metrics: Arc<Metrics>,
     /// Whether each listener is served, for `/readyz`.

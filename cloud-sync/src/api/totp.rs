@@ -192,17 +192,11 @@ pub(super) async fn disable(
     };
     let password = request.password;
     let hash = login.password_hash;
-    let matches = {
-        let _permit = state
-            .login_limits
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-    };
+    let matches = state
+        .hasher
+        .verify(password, Some(hash))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     if !matches {
         refuse(&state, &caller, "totp_disable", "wrong_password").await?;
         return Err(ApiError::forbidden_code(

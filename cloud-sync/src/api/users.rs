@@ -14,7 +14,7 @@ use super::caller::Capability;
 use super::extract::{Body, Path, Query};
 use super::page::{Page, PageParams};
 use super::{ApiError, AppState, Caller};
-use crate::auth::{self, Email, Grant, Password, Role};
+use crate::auth::{Email, Grant, Password, Role};
 use crate::db::users::{self, User};
 use crate::db::{self, DbError};
 
@@ -131,20 +131,12 @@ pub(super) async fn create(
         }
         None => {}
     }
-    // The same bound as logins' verifications: each hash takes 19 MiB, and without it a
-    // burst of additions would hash (and allocate) once per request, all at once.
-    let hash = {
-        let _permit = state
-            .login_limits
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        tokio::task::spawn_blocking(move || auth::hash_password(&password))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .map_err(|e| ApiError::internal(&e))?
-    };
+    // The same bound as logins' verifications: a burst of additions waits its turn.
+    let hash = state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let actor = db::accounts::user_actor(caller.user_id);
     match users::create(&state.pool, &caller.scope, &actor, &email, &hash, &grant).await {
         Ok(user_id) => Ok((StatusCode::CREATED, Json(Created { user_id }))),

@@ -3,8 +3,9 @@
 //!
 //! - `account`: [`Email`], [`Role`] and [`Grant`] (a role with its region or school),
 //!   validated once where they enter.
-//! - `password`: Argon2id hashing and verification, with a dummy hash that unknown users are
-//!   checked against so that they take as long as known ones.
+//! - `password`: Argon2id hashing and verification ([`Hasher`]: bounded, off the async
+//!   workers, in reused memory), with a dummy hash that unknown users are checked against so
+//!   that they take as long as known ones.
 //! - `keys`: the Ed25519 keys that sign access tokens ([`KeyRing`]), kept in the data
 //!   directory under key ids so that keys can rotate; issuing and verifying access tokens.
 //! - `refresh`: refresh tokens, random and shown once, stored as SHA-256.
@@ -25,7 +26,7 @@ use thiserror::Error;
 
 pub use account::{Email, Grant, GrantError, Password, Role};
 pub use keys::{AccessClaims, KEY_DIR, KeyRing, TokenRefusal, add_signing_key};
-pub use password::{PasswordHash, hash_password, verify_against_dummy, verify_password};
+pub use password::{HASHES_AT_ONCE, Hasher, PasswordHash, hash_password};
 pub use refresh::RefreshToken;
 pub use seal::{TOTP_KEY_FILE, TotpKey, Unseal};
 pub use totp::{

@@ -76,7 +76,9 @@ impl Server {
             .context("cannot load or create the TOTP sealing key")?;
         // The dummy hash unknown users are checked against is made now, so that the first
         // such login does not take longer than the others.
-        tokio::task::spawn_blocking(|| crate::auth::verify_against_dummy(""))
+        let hasher = crate::auth::Hasher::default();
+        hasher
+            .verify(String::new(), None)
             .await
             .context("cannot prepare password checks")?;
         let tls = mtls::server_config(&ca, &config.sync_names)?;
@@ -105,6 +107,7 @@ impl Server {
                 config.login_limits,
                 config.trusted_proxies,
             )),
+            hasher: Arc::new(hasher),
             metrics: Arc::new(Metrics::new()),
             listeners: Listeners::bound(),
             realtime: Arc::new(crate::realtime::Hub::new()),

@@ -273,6 +273,51 @@ async fn pages_follow_the_cursor_newest_first(_: PgPoolOptions, opts: PgConnectO
         .json(token, "/api/v1/alerts?state=resolved&kind=panic")
         .await;
     assert_eq!(filtered["items"], json!([]));
+
+    // A period to the microsecond: north-a's alerts were opened at 08:00:01 … 08:00:06, each
+    // on a whole millisecond; [08:00:02.0004, 08:00:05.0004) holds the ones at 3, 4 and 5.
+    let period = "from=2026-11-21T08:00:02.000400Z&to=2026-11-21T08:00:05.000400Z";
+    let filtered = api
+        .json(
+            token,
+            &format!("/api/v1/alerts?state=triggered&kind=panic&{period}"),
+        )
+        .await;
+    let opened: Vec<&str> = filtered["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["opened_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            "2026-11-21T08:00:05Z",
+            "2026-11-21T08:00:04Z",
+            "2026-11-21T08:00:03Z"
+        ],
+        "{filtered}"
+    );
+
+    // Statistics over the region: one entry per school with alerts, each counted once.
+    let stats = api
+        .json(
+            &estate.tokens["region_admin"],
+            "/api/v1/alerts/statistics?from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z",
+        )
+        .await;
+    let schools: Vec<&str> = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["school_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(schools, ["north-a", "north-b"], "{stats}");
+    assert_eq!(stats[0]["total"], 6, "{stats}");
+    assert_eq!(stats[0]["by_kind"], json!({ "panic": 6 }), "{stats}");
+    assert_eq!(stats[0]["by_state"], json!({ "triggered": 6 }), "{stats}");
+    assert_eq!(stats[1]["total"], 1, "{stats}");
+    assert!(stats[0]["median_seconds_to_acknowledge"].is_null());
     cloud.stop().await;
 }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
-use super::{DbError, UserScope, begin};
+use super::{DbError, Filtered, UserScope, begin};
 
 /// An alert as the school's gateway last reported it.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -83,30 +83,52 @@ pub async fn list(
     after: Option<AlertKey>,
     limit: u32,
 ) -> Result<Vec<Alert>, DbError> {
+    let mut query = Filtered::new(alert_select!());
+    if let Some(state) = &filter.state {
+        query.and().push("a.state = ").push_bind(state.as_str());
+    }
+    if let Some(kind) = &filter.kind {
+        query.and().push("a.kind = ").push_bind(kind.as_str());
+    }
+    if let Some(school) = &filter.school {
+        query
+            .and()
+            .push("a.school_id = ")
+            .push_bind(school.as_str());
+    }
+    if let Some(from) = filter.from {
+        query
+            .and()
+            .push("a.opened_at >= ")
+            .push_bind(first_millisecond(from));
+    }
+    if let Some(to) = filter.to {
+        query
+            .and()
+            .push("a.opened_at < ")
+            .push_bind(first_millisecond(to));
+    }
+    if let Some((at, id)) = after {
+        let sql = query
+            .and()
+            .push("(a.opened_at, a.alert_id) < (")
+            .push_bind(at);
+        sql.push(", ").push_bind(id).push(")");
+    }
+    let sql = query.then();
+    sql.push(" ORDER BY a.opened_at DESC, a.alert_id DESC LIMIT ")
+        .push_bind(i64::from(limit));
     let mut tx = begin(pool, scope).await?;
-    let sql = concat!(
-        alert_select!(),
-        " WHERE ($1::text IS NULL OR a.state = $1) \
-           AND ($2::text IS NULL OR a.kind = $2) AND ($3::text IS NULL OR a.school_id = $3) \
-           AND ($4::timestamptz IS NULL OR a.opened_at >= (extract(epoch from $4) * 1000)::bigint) \
-           AND ($5::timestamptz IS NULL OR a.opened_at < (extract(epoch from $5) * 1000)::bigint) \
-           AND ($6::bigint IS NULL OR (a.opened_at, a.alert_id) < ($6, $7)) \
-         ORDER BY a.opened_at DESC, a.alert_id DESC LIMIT $8"
-    );
-    let (at, id) = after.unzip();
-    let rows = sqlx::query_as(sql)
-        .bind(filter.state.as_deref())
-        .bind(filter.kind.as_deref())
-        .bind(filter.school.as_ref().map(SchoolId::as_str))
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(at)
-        .bind(id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// The first whole millisecond (`alerts.opened_at`'s unit) at or after `t`: an alert was opened
+/// at or after `t` exactly when its millisecond is at or after this one.
+fn first_millisecond(t: DateTime<Utc>) -> i64 {
+    let micros = t.timestamp_micros();
+    micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)
 }
 
 /// The sort key of `alert` in [`list`].
@@ -323,15 +345,6 @@ pub async fn state_of(
     .transpose()
 }
 
-/// The alerts a statistics query counts: opened in `[$2, $3)`, at school `$1` if given.
-macro_rules! statistics_window {
-    () => {
-        "a.opened_at >= (extract(epoch from $2::timestamptz) * 1000)::bigint \
-         AND a.opened_at < (extract(epoch from $3::timestamptz) * 1000)::bigint \
-         AND ($1::text IS NULL OR a.school_id = $1)"
-    };
-}
-
 /// A school's alerts over a period.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SchoolStatistics {
@@ -357,20 +370,11 @@ pub async fn statistics(
     school: Option<&SchoolId>,
     period: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<SchoolStatistics>, DbError> {
-    let mut tx = begin(pool, scope).await?;
-    let counts: Vec<(String, String, String, i64)> = sqlx::query_as(concat!(
-        "SELECT a.school_id, a.kind, a.state, count(*) FROM alerts a WHERE ",
-        statistics_window!(),
-        " \
-         GROUP BY a.school_id, a.kind, a.state ORDER BY a.school_id"
-    ))
-    .bind(school.map(SchoolId::as_str))
-    .bind(period.0)
-    .bind(period.1)
-    .fetch_all(&mut *tx)
-    .await?;
-    let medians: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(concat!(
-        "SELECT a.school_id, \
+    // One pass over the period's alerts: a row per (school, kind, state) with its count, and
+    // a row per school (kind and state NULL) with the medians, each alert's first
+    // acknowledgement and resolution found through the events' index.
+    let mut query = Filtered::new(
+        "SELECT a.school_id, a.kind, a.state, count(*), \
            percentile_cont(0.5) WITHIN GROUP (ORDER BY ack.at - a.opened_at) / 1000.0, \
            percentile_cont(0.5) WITHIN GROUP (ORDER BY res.at - a.opened_at) / 1000.0 \
          FROM alerts a \
@@ -379,36 +383,56 @@ pub async fn statistics(
              AND e.event = 'acknowledged') ack ON true \
          LEFT JOIN LATERAL (SELECT min(e.at) AS at FROM alert_events e \
            WHERE e.school_id = a.school_id AND e.alert_id = a.alert_id \
-             AND e.event = 'resolved') res ON true \
-         WHERE ",
-        statistics_window!(),
-        " GROUP BY a.school_id"
-    ))
-    .bind(school.map(SchoolId::as_str))
-    .bind(period.0)
-    .bind(period.1)
-    .fetch_all(&mut *tx)
-    .await?;
+             AND e.event = 'resolved') res ON true",
+    );
+    query
+        .and()
+        .push("a.opened_at >= ")
+        .push_bind(first_millisecond(period.0));
+    query
+        .and()
+        .push("a.opened_at < ")
+        .push_bind(first_millisecond(period.1));
+    if let Some(school) = school {
+        query
+            .and()
+            .push("a.school_id = ")
+            .push_bind(school.as_str());
+    }
+    query.then().push(
+        " GROUP BY GROUPING SETS ((a.school_id), (a.school_id, a.kind, a.state)) \
+         ORDER BY a.school_id, a.kind NULLS FIRST, a.state",
+    );
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<f64>,
+        Option<f64>,
+    );
+    let mut tx = begin(pool, scope).await?;
+    let rows: Vec<Row> = query.then().build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
 
     let mut out: Vec<SchoolStatistics> = Vec::new();
-    for (school_id, kind, state, n) in counts {
-        if out.last().is_none_or(|s| s.school_id != school_id) {
-            let (ack, res) = medians
-                .iter()
-                .find(|m| m.0 == school_id)
-                .map_or((None, None), |m| (m.1, m.2));
+    for (school_id, kind, state, n, ack, res) in rows {
+        let (Some(kind), Some(state)) = (kind, state) else {
+            // The school's row comes first (`NULLS FIRST`).
             out.push(SchoolStatistics {
                 school_id,
-                total: 0,
+                total: n,
                 by_kind: Default::default(),
                 by_state: Default::default(),
                 median_seconds_to_acknowledge: ack,
                 median_seconds_to_resolve: res,
             });
-        }
-        let current = out.last_mut().expect("pushed above");
-        current.total += n;
+            continue;
+        };
+        let current = out
+            .last_mut()
+            .filter(|s| s.school_id == school_id)
+            .ok_or_else(|| DbError::Invalid(format!("statistics of {school_id} out of order")))?;
         *current.by_kind.entry(kind).or_default() += n;
         *current.by_state.entry(state).or_default() += n;
     }

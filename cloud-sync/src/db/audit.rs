@@ -7,7 +7,7 @@ use shared::ids::SchoolId;
 use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
-use super::{DbError, UserScope, begin};
+use super::{DbError, Filtered, UserScope, begin};
 
 /// One audit entry.
 #[derive(Debug, Clone)]
@@ -94,24 +94,31 @@ pub async fn list(
     after: Option<i64>,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, DbError> {
-    let mut tx = begin(pool, scope).await?;
-    let rows = sqlx::query_as(concat!(
+    let mut query = Filtered::new(concat!(
         "SELECT audit_id, at, school_id, actor, ",
         actor_email!("actor"),
-        " AS actor_email, action, outcome, detail FROM audit_log \
-         WHERE ($1::text IS NULL OR school_id = $1) AND ($2::text IS NULL OR action = $2) \
-           AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4) \
-           AND ($5::bigint IS NULL OR audit_id < $5) \
-         ORDER BY audit_id DESC LIMIT $6"
-    ))
-    .bind(filter.school.as_ref().map(SchoolId::as_str))
-    .bind(filter.action.as_deref())
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&mut *tx)
-    .await?;
+        " AS actor_email, action, outcome, detail FROM audit_log"
+    ));
+    if let Some(school) = &filter.school {
+        query.and().push("school_id = ").push_bind(school.as_str());
+    }
+    if let Some(action) = &filter.action {
+        query.and().push("action = ").push_bind(action.as_str());
+    }
+    if let Some(from) = filter.from {
+        query.and().push("at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.and().push("at < ").push_bind(to);
+    }
+    if let Some(after) = after {
+        query.and().push("audit_id < ").push_bind(after);
+    }
+    let sql = query.then();
+    sql.push(" ORDER BY audit_id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let mut tx = begin(pool, scope).await?;
+    let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)
 }

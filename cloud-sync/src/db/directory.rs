@@ -8,7 +8,7 @@ use shared::ids::{RegionId, SchoolId};
 use sqlx::{FromRow, PgPool};
 use utoipa::ToSchema;
 
-use super::{DbError, Reach, UserScope, begin};
+use super::{DbError, Filtered, Reach, UserScope, begin};
 
 /// A region as a person sees it.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -180,18 +180,21 @@ pub async fn schools(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<School>, DbError> {
+    let mut query = Filtered::new(school_select!());
+    if let Some(region) = region {
+        query
+            .and()
+            .push("s.region_id = ")
+            .push_bind(region.as_str());
+    }
+    if let Some(after) = after {
+        query.and().push("s.school_id > ").push_bind(after);
+    }
+    let sql = query.then();
+    sql.push(" ORDER BY s.school_id LIMIT ")
+        .push_bind(i64::from(limit) + 1);
     let mut tx = begin(pool, scope).await?;
-    let sql = concat!(
-        school_select!(),
-        " WHERE ($1::text IS NULL OR s.region_id = $1) \
-         AND ($2::text IS NULL OR s.school_id > $2) ORDER BY s.school_id LIMIT $3"
-    );
-    let rows: Vec<SchoolRow> = sqlx::query_as(sql)
-        .bind(region.map(RegionId::as_str))
-        .bind(after)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows: Vec<SchoolRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows.into_iter().map(School::from).collect())
 }

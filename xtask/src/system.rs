@@ -5,10 +5,16 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: xtask lives one level below it. `cargo xtask` (`cargo run`) tells the
+/// running binary where its manifest is; where it was compiled is only the fallback, because a
+/// target directory shared between clones can hold an xtask built in another clone (cargo
+/// does not rebuild it when the sources are older than the binary).
 pub(crate) fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 
 /// Cargo's target directory, honouring `CARGO_TARGET_DIR` as cargo does.

@@ -115,13 +115,11 @@ pub async fn list(
             .push_bind(at);
         sql.push(", ").push_bind(id).push(")");
     }
-    let sql = query.then();
-    sql.push(" ORDER BY a.opened_at DESC, a.alert_id DESC LIMIT ")
+    query
+        .then()
+        .push(" ORDER BY a.opened_at DESC, a.alert_id DESC LIMIT ")
         .push_bind(i64::from(limit));
-    let mut tx = begin(pool, scope).await?;
-    let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    query.fetch_all(pool, scope).await
 }
 
 /// The first whole millisecond (`alerts.opened_at`'s unit) at or after `t`: an alert was opened
@@ -411,9 +409,7 @@ pub async fn statistics(
         Option<f64>,
         Option<f64>,
     );
-    let mut tx = begin(pool, scope).await?;
-    let rows: Vec<Row> = query.then().build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let rows: Vec<Row> = query.fetch_all(pool, scope).await?;
 
     let mut out: Vec<SchoolStatistics> = Vec::new();
     for (school_id, kind, state, n, ack, res) in rows {

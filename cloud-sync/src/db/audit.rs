@@ -7,7 +7,7 @@ use shared::ids::SchoolId;
 use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
-use super::{DbError, Filtered, UserScope, begin};
+use super::{DbError, Filtered, UserScope};
 
 /// One audit entry.
 #[derive(Debug, Clone)]
@@ -114,11 +114,9 @@ pub async fn list(
     if let Some(after) = after {
         query.and().push("audit_id < ").push_bind(after);
     }
-    let sql = query.then();
-    sql.push(" ORDER BY audit_id DESC LIMIT ")
+    query
+        .then()
+        .push(" ORDER BY audit_id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
-    let mut tx = begin(pool, scope).await?;
-    let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    query.fetch_all(pool, scope).await
 }

@@ -190,12 +190,11 @@ pub async fn schools(
     if let Some(after) = after {
         query.and().push("s.school_id > ").push_bind(after);
     }
-    let sql = query.then();
-    sql.push(" ORDER BY s.school_id LIMIT ")
+    query
+        .then()
+        .push(" ORDER BY s.school_id LIMIT ")
         .push_bind(i64::from(limit) + 1);
-    let mut tx = begin(pool, scope).await?;
-    let rows: Vec<SchoolRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let rows: Vec<SchoolRow> = query.fetch_all(pool, scope).await?;
     Ok(rows.into_iter().map(School::from).collect())
 }
 

@@ -282,9 +282,24 @@ impl Filtered {
         &mut self.sql
     }
 
-    /// After the conditions: push the rest (`ORDER BY`, `LIMIT`), then build the query.
+    /// After the conditions: push the rest (`ORDER BY`, `LIMIT`) onto what this returns.
     pub(crate) fn then(&mut self) -> &mut QueryBuilder<Postgres> {
         &mut self.sql
+    }
+
+    /// Runs the query in a transaction of `scope`; its rows.
+    pub(crate) async fn fetch_all<T>(
+        &mut self,
+        pool: &PgPool,
+        scope: impl TenantScope,
+    ) -> Result<Vec<T>, DbError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let mut tx = begin(pool, scope).await?;
+        let rows = self.sql.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 }
 

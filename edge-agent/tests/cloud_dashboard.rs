@@ -3,7 +3,8 @@
 //! a region admin sees a press appear without reloading, acknowledges it from the banner, sees
 //! "requested" until the gateway applies it (the button hears it), then sees it acknowledged;
 //! a viewer of the school sees the alert and no button to act on it. Live redraws keep the
-//! school page's filters, keyboard focus and a note being typed. And two-factor sign-in:
+//! school page's filters, keyboard focus and a note being typed; a page whose data comes late
+//! does not replace the page the person moved to. And two-factor sign-in:
 //! a person sets it up on the Two-factor page with a code computed here from the key the page
 //! shows, and from then on the sign-in form asks for a code.
 
@@ -594,4 +595,72 @@ async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
     assert_eq!(errors, Vec::<String>::new());
     drop(browser);
     cloud.stop().await;
+}
+
+/// Draws of the page overlap (a page waits for its data while the person goes elsewhere); a
+/// draw that finishes after a later one started must not replace the newer page. Here the
+/// audit page's data is held back in the page's own `fetch` until the person has moved on to
+/// the Two-factor page and started its setup; when the audit data arrives, the setup stays.
+#[sqlx::test(migrations = false)]
+async fn a_page_whose_data_comes_late_does_not_replace_the_page_moved_to(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let cloud = TestCloud::start(&opts).await;
+    cloud.create_user("ann@example.org", PASSWORD, "superadmin", &[]);
+    let mut browser = Browser::start().await;
+    browser.goto(&format!("{}/", cloud.url())).await;
+    sign_in(&mut browser, "ann@example.org").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "!document.getElementById('view').hidden",
+    )
+    .await;
+    // Requests for the audit log wait until the test lets them go.
+    browser
+        .eval(
+            "window.heldAudit = []; const realFetch = window.fetch; \
+             window.fetch = (url, init) => String(url).includes('/api/v1/audit') \
+               ? new Promise((go) => window.heldAudit.push(() => go(realFetch(url, init)))) \
+               : realFetch(url, init); \
+             window.releaseAudit = () => { for (const go of window.heldAudit.splice(0)) go(); };",
+        )
+        .await;
+    browser.eval("location.hash = '#/audit'").await;
+    wait(&mut browser, &cloud, "window.heldAudit.length === 1").await;
+    browser.click("#nav-account").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('totp-start')",
+    )
+    .await;
+    browser.click("#totp-start").await;
+    wait(
+        &mut browser,
+        &cloud,
+        "document.getElementById('totp-secret')",
+    )
+    .await;
+
+    browser.eval("window.releaseAudit()").await;
+    // The audit page's answer arrives; for two seconds after, the page stays the setup (the
+    // late draw would land within milliseconds of its answer).
+    wait(
+        &mut browser,
+        &cloud,
+        "performance.getEntriesByType('resource').some((r) => r.name.includes('/api/v1/audit'))",
+    )
+    .await;
+    let check = "({ page: document.getElementById('view').dataset.page, hash: location.hash, \
+                   secret: document.getElementById('totp-secret') !== null, \
+                   audit: document.querySelector('#view table') !== null })";
+    for _ in 0..20 {
+        assert_eq!(
+            browser.eval(check).await,
+            json!({ "page": "account", "hash": "#/account", "secret": true, "audit": false })
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

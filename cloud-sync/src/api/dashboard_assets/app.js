@@ -32,6 +32,7 @@ function showLogin(message) {
   // A tile refresh scheduled by the last live event must not go out without a session.
   clearTimeout(schoolTimer);
   pendingSchools.clear();
+  pendingAlerts.clear();
   setConnection("connecting");
   me = null;
   schools.clear();
@@ -114,16 +115,18 @@ session.whenSignedOut(() => showLogin("Your session ended; sign in again."));
 /// After sign-in: who we are, the schools and open alerts, then the live stream.
 async function start() {
   me = await session.api("/api/v1/me");
-  $("login").hidden = true;
-  $("nav").hidden = false;
-  $("top-actions").hidden = false;
   $("who").textContent = me.email;
   const admin = me.roles.some((r) => r.role !== "viewer");
   $("nav-audit").hidden = !admin;
-  $("view").hidden = false;
   await loadAll();
   startLive();
   await route();
+  // The app appears once its first page is drawn: a click on the menu before would start a
+  // draw that this first one, started later, then replaced.
+  $("login").hidden = true;
+  $("nav").hidden = false;
+  $("top-actions").hidden = false;
+  $("view").hidden = false;
 }
 
 async function loadAll() {
@@ -147,31 +150,47 @@ function here() {
   return { page, id, params: new URLSearchParams(query || "") };
 }
 
+/// How many times `route` has started: a draw that finishes after a later one started is
+/// thrown away.
+let routes = 0;
+
 /// Draws the page the hash names. `live` marks a redraw for news about what is in view: it
 /// keeps keyboard focus and anything typed but not yet sent, so an operator writing a note
 /// or tabbing to a button is not thrown out by a press elsewhere in the school.
+///
+/// Draws overlap: the first page after sign-in waits for the schools and alerts while the
+/// person may already click elsewhere, and a live redraw waits for its data while the person
+/// navigates. Each draw fills a page of its own, which goes into view only if no later draw
+/// started meanwhile; otherwise an older draw would replace a newer page (and a form the
+/// person was using) with the page of an old address.
 async function route({ live = false } = {}) {
   if (!me) return;
+  const draw = ++routes;
   const { page, id, params } = here();
   const view = $("view");
-  const kept = live ? keep(view) : null;
   $("problem").hidden = true;
   for (const link of document.querySelectorAll("#nav a")) {
     const current = link.getAttribute("href") === "#/" + (page || "");
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  const next = document.createElement("div");
   try {
-    if (page === "school" && id) await renderSchool(view, id, ctx, Object.fromEntries(params));
-    else if (page === "alert" && id) await renderAlert(view, id, ctx);
-    else if (page === "audit") await renderAudit(view, ctx);
-    else if (page === "account") await renderAccount(view, ctx);
-    else renderOverview(view, schools);
-    view.dataset.page = page || "overview";
-    if (kept) restore(view, kept);
+    if (page === "school" && id) await renderSchool(next, id, ctx, Object.fromEntries(params));
+    else if (page === "alert" && id) await renderAlert(next, id, ctx);
+    else if (page === "audit") await renderAudit(next, ctx);
+    else if (page === "account") await renderAccount(next, ctx);
+    else renderOverview(next, schools);
   } catch (error) {
-    problem(error);
+    if (draw === routes) problem(error);
+    return;
   }
+  if (draw !== routes) return;
+  // What the person was doing is read now, just before the swap, not when the draw began.
+  const kept = live ? keep(view) : null;
+  view.replaceChildren(next);
+  view.dataset.page = page || "overview";
+  if (kept) restore(view, kept);
 }
 
 /// A selector that finds the same control after a redraw, if it has a stable identity.
@@ -345,6 +364,7 @@ function stopLive() {
 }
 
 const pendingSchools = new Set();
+const pendingAlerts = new Set();
 let schoolTimer = null;
 
 function onEvent(name, event) {
@@ -376,13 +396,18 @@ function onEvent(name, event) {
 }
 
 /// Re-reads the tiles of schools with news (at most every 250 ms), and the page in view when
-/// it shows that school or alert.
+/// it shows that school or alert. News gathers until the timer fires: a press's alert event
+/// followed within 250 ms by news of the same school without an alert (a device, a snapshot)
+/// still redraws that alert's page.
 function refreshPageFor(school, alertId) {
   if (school) pendingSchools.add(school);
+  if (alertId) pendingAlerts.add(alertId);
   clearTimeout(schoolTimer);
   schoolTimer = setTimeout(async () => {
     const ids = [...pendingSchools];
+    const alertIds = [...pendingAlerts];
     pendingSchools.clear();
+    pendingAlerts.clear();
     const { page, id } = here();
     try {
       for (const fresh of await Promise.all(ids.map((s) => session.api("/api/v1/schools/" + encodeURIComponent(s))))) {
@@ -390,7 +415,11 @@ function refreshPageFor(school, alertId) {
         const old = document.querySelector(`.tile[data-school-id="${CSS.escape(fresh.school_id)}"]`);
         if (old) old.replaceWith(tile(fresh));
       }
-      if ((page === "school" && ids.includes(id)) || (page === "alert" && id === alertId)) await route({ live: true });
+      // The person may have gone elsewhere while the tiles were read: redraw only the page
+      // this news is about, and only if it is still the one in view.
+      const now = here();
+      if (now.page !== page || now.id !== id) return;
+      if ((page === "school" && ids.includes(id)) || (page === "alert" && alertIds.includes(id))) await route({ live: true });
       else if (!page && ids.some((s) => !document.querySelector(`.tile[data-school-id="${CSS.escape(s)}"]`))) await route({ live: true });
     } catch (error) {
       if (error.status !== 404) problem(error);

@@ -322,6 +322,7 @@ export async function renderAccount(root, ctx) {
       return;
     }
     status.textContent = "Not active yet: confirm with a code to turn it on.";
+    const code = codeInput("totp-confirm-code");
     body.replaceChildren(status,
       h("ol", { class: "steps" },
         h("li", {}, "In an authenticator app (Aegis, FreeOTP, Google Authenticator, 1Password…) add an account with this key:",
@@ -340,9 +341,9 @@ export async function renderAccount(root, ctx) {
         }
       } },
       h("label", { for: "totp-confirm-code" }, "Code"),
-      codeInput("totp-confirm-code"),
+      code,
       h("button", { type: "submit", class: "primary" }, "Turn on")));
-    document.getElementById("totp-confirm-code").focus();
+    code.focus();
   }
 
   if (me.totp === "active") {

@@ -77,9 +77,19 @@ impl Gateway {
                     format!("listen = \"127.0.0.1:{mqtt_port}\"")
                 } else if line.starts_with("listen = \"") && line.contains(":8080") {
                     format!("listen = \"127.0.0.1:{http_port}\"")
-                } else if line.starts_with("listen = \"127.0.0.1:") {
-                    // A restart: keep the ports chosen the first time.
-                    line.to_owned()
+                } else if let Some(port) = line
+                    .strip_prefix("listen = \"127.0.0.1:")
+                    .and_then(|rest| rest.trim_end_matches('"').parse::<u16>().ok())
+                {
+                    // A restart keeps the ports chosen the first time, unless another process
+                    // took one while the agent was down (tests run in parallel and pick free
+                    // ports too): this agent would then fail to bind while the other answered
+                    // in its place. Such a port is replaced by a fresh one.
+                    if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                        line.to_owned()
+                    } else {
+                        format!("listen = \"127.0.0.1:{}\"", free_port())
+                    }
                 } else {
                     line.to_owned()
                 }

@@ -455,12 +455,9 @@ fn step_now() -> u64 {
         / 30
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
-    _: PgPoolOptions,
-    opts: PgConnectOptions,
-) {
-    let cloud = TestCloud::start(&opts).await;
+/// A cloud with one superadmin, Ann, signed in on the dashboard and shown its first page.
+async fn ann_signed_in(opts: &PgConnectOptions) -> (TestCloud, Browser) {
+    let cloud = TestCloud::start(opts).await;
     cloud.create_user("ann@example.org", PASSWORD, "superadmin", &[]);
     let mut browser = Browser::start().await;
     browser.goto(&format!("{}/", cloud.url())).await;
@@ -471,6 +468,15 @@ async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
         "!document.getElementById('view').hidden && !document.getElementById('nav').hidden",
     )
     .await;
+    (cloud, browser)
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let (cloud, mut browser) = ann_signed_in(&opts).await;
 
     // The Two-factor page: off; set it up; the key in groups and the otpauth link as text.
     browser.click("#nav-account").await;
@@ -606,17 +612,7 @@ async fn a_page_whose_data_comes_late_does_not_replace_the_page_moved_to(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let cloud = TestCloud::start(&opts).await;
-    cloud.create_user("ann@example.org", PASSWORD, "superadmin", &[]);
-    let mut browser = Browser::start().await;
-    browser.goto(&format!("{}/", cloud.url())).await;
-    sign_in(&mut browser, "ann@example.org").await;
-    wait(
-        &mut browser,
-        &cloud,
-        "!document.getElementById('view').hidden",
-    )
-    .await;
+    let (cloud, mut browser) = ann_signed_in(&opts).await;
     // Requests for the audit log wait until the test lets them go.
     browser
         .eval(

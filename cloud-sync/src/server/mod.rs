@@ -7,6 +7,8 @@
 //!   live SSE stream keeps an 8 KiB read buffer, not 16; `TCP_NODELAY`; the peer address).
 //! - `mtls`: the sync listener's TLS set-up and accept loop, which reads each connection's
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
+//! - `connection`: what both accept loops share: the next connection (a failed accept backs
+//!   off), and serving one until it ends or the server stops.
 //! - `service`: systemd's notify protocol: `READY=1` once both listeners are served,
 //!   `STOPPING=1` at shutdown, and the watchdog, which pings only while the pool answers.
 //!
@@ -20,6 +22,7 @@
 //! Shutdown order: stop accepting, let in-flight requests finish (bounded by
 //! [`SHUTDOWN_GRACE`]), then close the pool.
 
+mod connection;
 mod mtls;
 mod public;
 mod service;

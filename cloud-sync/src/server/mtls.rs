@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::connection;
 use crate::pki::{GatewayCa, GatewayIdentity};
 
 /// A client that has not finished its handshake by then is dropped.
@@ -60,19 +61,7 @@ pub(super) async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = connection::accept(&listener, &cancel).await {
         let acceptor = acceptor.clone();
         let router = router.clone();
         let cancel = cancel.clone();
@@ -106,20 +95,9 @@ pub(super) async fn accept_loop(
                 request.extensions_mut().insert(identity.clone());
                 request
             });
-            let connection = http1::Builder::new()
+            let served = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, error = %err, "sync connection ended");
-                    }
-                }
-                () = cancel.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            connection::serve(served, &cancel, peer).await;
         });
     }
 }

@@ -12,7 +12,6 @@
 //! later), which is when a stream's place under the per-person cap is freed anyway.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -25,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::connection;
+
 /// Accepts connections until `cancel`, serving each on its own task; at `cancel` every
 /// connection finishes its request in flight and closes (live streams end as the hub closes).
 pub(super) async fn accept_loop(
@@ -33,19 +34,7 @@ pub(super) async fn accept_loop(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = connection::accept(&listener, &cancel).await {
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }
@@ -58,23 +47,12 @@ pub(super) async fn accept_loop(
                     .insert(ConnectInfo::<SocketAddr>(peer));
                 request
             });
-            let connection = http1::Builder::new()
+            let served = http1::Builder::new()
                 .half_close(true)
                 // With a timer, a request head must arrive within hyper's 30 s.
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, error = %err, "connection ended");
-                    }
-                }
-                () = cancel.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            connection::serve(served, &cancel, peer).await;
         });
     }
 }

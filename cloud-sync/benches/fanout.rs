@@ -268,34 +268,18 @@ async fn fan_out(cloud: &mut Cloud, token: &str, people: &People) -> Result<()> 
         rss_end as f64 / 1024.0
     );
     println!("figure fanout_rss_per_idle_stream {per_stream:.2} KB");
-    println!(
-        "figure fanout_alert_p50_median {:.1} ms",
-        percentile(&mut p50s, 0.5)
-    );
-    println!(
-        "figure fanout_alert_p99_median {:.1} ms",
-        percentile(&mut p99s, 0.5)
-    );
-    println!(
-        "figure fanout_alert_p99_worst {:.1} ms",
-        percentile(&mut p99s, 1.0)
-    );
-    println!(
-        "figure fanout_alert_max_worst {:.1} ms",
-        percentile(&mut maxes, 1.0)
-    );
-    println!(
-        "figure fanout_sync_request_median {:.1} ms",
-        percentile(&mut syncs, 0.5)
-    );
-    println!(
-        "figure fanout_cloud_cpu_per_alert {:.1} ms",
-        percentile(&mut cloud_cpu, 0.5)
-    );
-    println!(
-        "figure fanout_bench_cpu_per_alert {:.1} ms",
-        percentile(&mut bench_cpu, 0.5)
-    );
+    let per_alert = [
+        ("alert_p50_median", percentile(&mut p50s, 0.5)),
+        ("alert_p99_median", percentile(&mut p99s, 0.5)),
+        ("alert_p99_worst", percentile(&mut p99s, 1.0)),
+        ("alert_max_worst", percentile(&mut maxes, 1.0)),
+        ("sync_request_median", percentile(&mut syncs, 0.5)),
+        ("cloud_cpu_per_alert", percentile(&mut cloud_cpu, 0.5)),
+        ("bench_cpu_per_alert", percentile(&mut bench_cpu, 0.5)),
+    ];
+    for (name, ms) in per_alert {
+        println!("figure fanout_{name} {ms:.1} ms");
+    }
     println!(
         "fanout: every alert reached all {IN_SCOPE} streams in scope; the {OUT_OF_SCOPE} streams \
          of {OTHER_SCHOOL} received no event; none ended"

@@ -471,6 +471,14 @@ async fn ann_signed_in(opts: &PgConnectOptions) -> (TestCloud, Browser) {
     (cloud, browser)
 }
 
+/// Opens the Two-factor page and starts the setup: the page then shows the key.
+async fn start_two_factor_setup(browser: &mut Browser, cloud: &TestCloud) {
+    browser.click("#nav-account").await;
+    wait(browser, cloud, "document.getElementById('totp-start')").await;
+    browser.click("#totp-start").await;
+    wait(browser, cloud, "document.getElementById('totp-secret')").await;
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
     _: PgPoolOptions,
@@ -479,20 +487,7 @@ async fn a_person_sets_up_two_factor_sign_in_and_then_signs_in_with_a_code(
     let (cloud, mut browser) = ann_signed_in(&opts).await;
 
     // The Two-factor page: off; set it up; the key in groups and the otpauth link as text.
-    browser.click("#nav-account").await;
-    wait(
-        &mut browser,
-        &cloud,
-        "document.getElementById('totp-start')",
-    )
-    .await;
-    browser.click("#totp-start").await;
-    wait(
-        &mut browser,
-        &cloud,
-        "document.getElementById('totp-secret')",
-    )
-    .await;
+    start_two_factor_setup(&mut browser, &cloud).await;
     let shown = browser
         .eval(
             "({ secret: document.getElementById('totp-secret').dataset.secret, \
@@ -625,20 +620,7 @@ async fn a_page_whose_data_comes_late_does_not_replace_the_page_moved_to(
         .await;
     browser.eval("location.hash = '#/audit'").await;
     wait(&mut browser, &cloud, "window.heldAudit.length === 1").await;
-    browser.click("#nav-account").await;
-    wait(
-        &mut browser,
-        &cloud,
-        "document.getElementById('totp-start')",
-    )
-    .await;
-    browser.click("#totp-start").await;
-    wait(
-        &mut browser,
-        &cloud,
-        "document.getElementById('totp-secret')",
-    )
-    .await;
+    start_two_factor_setup(&mut browser, &cloud).await;
 
     browser.eval("window.releaseAudit()").await;
     // The audit page's answer arrives; for two seconds after, the page stays the setup (the

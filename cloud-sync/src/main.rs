@@ -270,26 +270,38 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let server = Server::bind(config).await?;
-    server.run(shutdown_signal()).await
+    server.run(shutdown).await
 }
 
-/// Resolves on SIGTERM (what systemd sends to stop a service) or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM (what systemd sends to stop a service) or Ctrl-C. The handlers are
+/// installed when this is called, not when the future is first polled: called before the
+/// listeners are bound, a SIGTERM that comes as soon as they accept stops the service
+/// cleanly instead of killing it (the signal's default action). Needs the runtime entered.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (terminate, interrupt) => {
+                tracing::warn!(
+                    sigterm = ?terminate.err(),
+                    sigint = ?interrupt.err(),
+                    "cannot watch SIGTERM or SIGINT; stopping on Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        tracing::info!("shutdown requested");
     }
-    tracing::info!("shutdown requested");
 }
 
 fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {

@@ -120,7 +120,11 @@ fn run_gateway(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(edge_agent::run(data_dir, shutdown_signal()))
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(edge_agent::run(data_dir, shutdown))
 }
 
 fn status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
@@ -145,7 +149,11 @@ fn simulate(options: SimulateOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(edge_agent::simulate::run(options, shutdown_signal()))?;
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(edge_agent::simulate::run(options, shutdown))?;
     Ok(())
 }
 
@@ -188,22 +196,33 @@ fn expiry_date(t: shared::UnixMillis) -> String {
         .map_or_else(|_| t.to_string(), |dt| dt.date().to_string())
 }
 
-/// Resolves on SIGTERM (systemd's stop) or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM (what systemd sends to stop a service) or Ctrl-C. The handlers are
+/// installed when this is called, not when the future is first polled: called before the
+/// listeners are bound, a SIGTERM that comes as soon as they accept stops the service
+/// cleanly instead of killing it (the signal's default action). Needs the runtime entered.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (terminate, interrupt) => {
+                tracing::warn!(
+                    sigterm = ?terminate.err(),
+                    sigint = ?interrupt.err(),
+                    "cannot watch SIGTERM or SIGINT; stopping on Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        tracing::info!("shutdown requested");
     }
-    tracing::info!("shutdown requested");
 }
 
 fn run_install(command: impl FnOnce() -> Result<(), InstallError>) -> anyhow::Result<()> {

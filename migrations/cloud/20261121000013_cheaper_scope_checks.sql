@@ -23,12 +23,6 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         '{}')
 $$;
 
--- Kept for the functions that take one school: the same rule, from the same two functions.
-CREATE OR REPLACE FUNCTION hallwatch_school_in_scope(school text) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT hallwatch_scope_all() OR school = ANY (hallwatch_scope_schools())
-$$;
-
 DO $$
 DECLARE
     t text;
@@ -51,3 +45,6 @@ $$;
 
 CREATE INDEX gateway_commands_alert_pending ON gateway_commands (school_id, alert_id, created_at DESC)
     WHERE confirmed_at IS NULL;
+
+-- No policy uses the per-row form any more; a new table's policy copies the expression above.
+DROP FUNCTION hallwatch_school_in_scope(text);

@@ -242,7 +242,11 @@ impl Cloud {
 
     fn start(app_url: &str) -> Cloud {
         let data = tempfile::tempdir().unwrap();
-        let (public, sync, metrics) = (free_port(), free_port(), free_port());
+        let (public, sync, metrics) = (
+            common::free_port(),
+            common::free_port(),
+            common::free_port(),
+        );
         // The log goes to a file: nobody reads a pipe during the load.
         let log = std::fs::File::create(data.path().join("cloud-sync.log")).unwrap();
         let child = Command::new(Self::BIN)
@@ -304,14 +308,6 @@ impl Drop for Cloud {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// utime + stime of a `/proc/PID/stat`.

@@ -580,24 +580,38 @@ async fn wait_ready(
     let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
     let mut ready = 0;
     while ready < count {
-        match tokio::time::timeout_at(deadline, notes.recv()).await {
-            Ok(Some(Note::Ready)) => ready += 1,
-            Ok(Some(Note::Ended(why))) => bail!("a stream ended while opening: {why}"),
-            Ok(Some(Note::Other {
-                in_scope: false,
-                kind,
-            })) => {
-                bail!("an out-of-scope stream received `{kind}`")
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("every stream task ended"),
-            Err(_) => bail!(
+        match next_note(notes, deadline).await? {
+            Some(Note::Ready) => ready += 1,
+            Some(_) => {}
+            None => bail!(
                 "only {ready} of {count} streams ready after {OPEN_DEADLINE:?} ({} tasks ended)",
                 streams.iter().filter(|s| s.is_finished()).count()
             ),
         }
     }
     Ok(())
+}
+
+/// The next note that is not an in-scope event of another kind, or `None` once `deadline`
+/// passed. Fails on a stream that ended, on any event of an out-of-scope stream, and when
+/// every stream task is gone.
+async fn next_note(
+    notes: &mut mpsc::UnboundedReceiver<Note>,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Note>> {
+    loop {
+        match tokio::time::timeout_at(deadline, notes.recv()).await {
+            Ok(Some(Note::Ended(why))) => bail!("a stream ended: {why}"),
+            Ok(Some(Note::Other {
+                in_scope: false,
+                kind,
+            })) => bail!("an out-of-scope stream received `{kind}`"),
+            Ok(Some(Note::Other { in_scope: true, .. })) => {}
+            Ok(Some(note)) => return Ok(Some(note)),
+            Ok(None) => bail!("every stream task ended"),
+            Err(_) => return Ok(None),
+        }
+    }
 }
 
 /// The latencies (ms after `t0`) of `alert` reaching every in-scope stream.
@@ -609,21 +623,13 @@ async fn deliveries(
     let deadline = tokio::time::Instant::now() + DELIVERY_DEADLINE;
     let mut latencies = Vec::with_capacity(IN_SCOPE);
     while latencies.len() < IN_SCOPE {
-        match tokio::time::timeout_at(deadline, notes.recv()).await {
-            Ok(Some(Note::Alert(id, at))) if id == alert => {
+        match next_note(notes, deadline).await? {
+            Some(Note::Alert(id, at)) if id == alert => {
                 latencies.push(at.duration_since(t0).as_secs_f64() * 1e3);
             }
-            Ok(Some(Note::Alert(id, _))) => bail!("an alert {id} arrived, expected {alert}"),
-            Ok(Some(Note::Ended(why))) => bail!("a stream ended: {why}"),
-            Ok(Some(Note::Other {
-                in_scope: false,
-                kind,
-            })) => {
-                bail!("an out-of-scope stream received `{kind}`")
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => bail!("every stream task ended"),
-            Err(_) => bail!(
+            Some(Note::Alert(id, _)) => bail!("an alert {id} arrived, expected {alert}"),
+            Some(_) => {}
+            None => bail!(
                 "alert {alert} reached {} of {IN_SCOPE} streams within {DELIVERY_DEADLINE:?}",
                 latencies.len()
             ),

@@ -108,14 +108,6 @@ async fn readyz_names_postgres_while_it_refuses_connections(
     cloud.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the child when dropped, also when the test fails.
 struct Killed(std::process::Child);
 
@@ -133,7 +125,11 @@ async fn serve_logs_json_lines_with_the_request_id_it_answers(
 ) {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("serve.log");
-    let (public, sync, metrics) = (free_port(), free_port(), free_port());
+    let (public, sync, metrics) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
     let url = format!(
         "postgres://{}@{}:{}/{}",
         cloud_sync::db::APP_ROLE,

@@ -101,6 +101,15 @@ async fn start(cloud: &TestCloud, access: &str) -> TotpSecret {
     TotpSecret::from_bytes(&BASE32_NOPAD.decode(secret.as_bytes()).unwrap()).unwrap()
 }
 
+/// Starts an enrolment and confirms it with the current code: two-factor sign-in is on.
+async fn turn_on(cloud: &TestCloud, access: &str) -> TotpSecret {
+    let secret = start(cloud, access).await;
+    let body = json!({ "code": code(&secret, 0) });
+    let r = post(cloud, "/api/v1/me/totp/confirm", access, Some(body)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    secret
+}
+
 async fn me_totp(cloud: &TestCloud, access: &str) -> String {
     let me: Value = cloud.me(access).await.json().await.unwrap();
     me["totp"].as_str().unwrap().to_owned()
@@ -389,16 +398,8 @@ async fn wrong_codes_spend_the_accounts_login_budget(_: PgPoolOptions, opts: PgC
     cloud.user("cy@example.org", Grant::Superadmin).await;
     // One attempt: the login.
     let session = cloud.logged_in("cy@example.org").await;
-    let secret = start(&cloud, &session.access).await;
     // Two: confirming.
-    let r = post(
-        &cloud,
-        "/api/v1/me/totp/confirm",
-        &session.access,
-        Some(json!({ "code": code(&secret, 0) })),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let secret = turn_on(&cloud, &session.access).await;
     // Three and four: wrong codes with the right password.
     for _ in 0..2 {
         let r = login_with(&cloud, "cy@example.org", PASSWORD, "000000").await;
@@ -445,15 +446,7 @@ async fn an_operator_resets_a_lost_phone_with_the_real_binary(
     let cloud = TestCloud::start_with(&opts, generous()).await;
     let dee: Uuid = cloud.user("dee@example.org", Grant::Superadmin).await;
     let session = cloud.logged_in("dee@example.org").await;
-    let secret = start(&cloud, &session.access).await;
-    let r = post(
-        &cloud,
-        "/api/v1/me/totp/confirm",
-        &session.access,
-        Some(json!({ "code": code(&secret, 0) })),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    turn_on(&cloud, &session.access).await;
     assert_eq!(
         error_code(cloud.login("dee@example.org", PASSWORD).await).await,
         "totp_required"

@@ -24,6 +24,15 @@ use tokio::task::JoinHandle;
 #[allow(unused_imports)] // Not every test binary uses every helper.
 pub(crate) use gateway::{Gateway, enroll, enroll_raw};
 
+/// A loopback port nothing listens on right now (for a process that binds it itself).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// A pool connected as the service's role (the test cluster trusts local connections).
 pub(crate) async fn app_pool(opts: &PgConnectOptions) -> PgPool {
     PgPoolOptions::new()

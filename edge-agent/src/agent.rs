@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, EngineHandle};
 use crate::gateway::Gateway;
@@ -48,8 +49,18 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Opens the database, starts the engine, the device side and the local API.
+    /// Opens the database, starts the engine, the device side and the local API, on the
+    /// system clock.
     pub async fn start(config: &Config, data_dir: &Path) -> anyhow::Result<Agent> {
+        Agent::start_with_clock(config, data_dir, SystemClock::shared()).await
+    }
+
+    /// [`Agent::start`] on `clock`.
+    pub async fn start_with_clock(
+        config: &Config,
+        data_dir: &Path,
+        clock: SharedClock,
+    ) -> anyhow::Result<Agent> {
         let token = ensure_operator_token(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
         let store = Store::open(&db_path)?;
@@ -67,8 +78,9 @@ impl Agent {
             store,
             config,
             uplinks,
-            gateway.downlinks.clone(),
+            Arc::new(gateway.downlinks.clone()),
             Arc::clone(&metrics),
+            clock,
             engine_shutdown.clone(),
         )?;
         let sync = SyncLoop::start(config, data_dir, &engine.handle, &metrics);

@@ -402,7 +402,7 @@ fn school_name(s: &str) -> Result<String, String> {
 }
 
 fn press_map(s: &str) -> Result<String, String> {
-    edge_agent::engine::parse_press_map(s, edge_agent::engine::DEFAULT_PRESS_MAP)
+    edge_agent::config::parse_press_map(s, edge_agent::config::DEFAULT_PRESS_MAP)
         .map(|_| s.trim().to_owned())
         .map_err(|e| e.to_string())
 }

@@ -17,6 +17,15 @@
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL, the gateway's key and
 //!   CSR towards the cloud. The only user of rcgen.
 //! - [`store`]: the gateway's SQLite database. The only module that speaks SQL.
+//! - [`engine`]: the actor that owns the gateway's state (alerts, device health, occupancy,
+//!   snapshots) and the database's writing connection; the alert transitions themselves are
+//!   `shared::alert::step`.
+//! - [`bus`]: what passes between the device side and the engine (uplinks in, an
+//!   [`bus::Outbound`] for downlinks), so the engine never names the broker.
+//! - [`broker`]: the embedded rumqttd and the agent's and gate's links into it. The only user of
+//!   rumqttd.
+//! - [`clock`]: wall and monotonic time, passed in: the system clock in production, a manual
+//!   one in tests.
 //! - [`health`]: device liveness and battery, pure and fed by the core actor.
 //! - [`occupancy`]: room head counts, school snapshots and when to emit them; pure, like `health`.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
@@ -42,6 +51,8 @@ mod agent;
 pub mod api;
 pub mod backup;
 pub mod broker;
+pub mod bus;
+pub mod clock;
 mod cloud_http;
 pub mod config;
 pub mod doctor;

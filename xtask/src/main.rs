@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `test`     — the one test command: Postgres for the tests, fmt, clippy, every test.
+//! - `imports`  — the import-circle check of edge-agent's modules (`cargo xtask imports`).
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
@@ -11,6 +12,7 @@
 
 mod bench;
 mod demo;
+mod imports;
 mod package;
 mod postgres;
 mod system;
@@ -38,6 +40,12 @@ enum Command {
     /// Start a throwaway PostgreSQL, print its DATABASE_URL, and stop it on Ctrl-C (for running
     /// single tests by hand with `DATABASE_URL=... cargo nextest run ...`).
     Postgres,
+    /// Check that edge-agent's top-level modules import each other in no circle (also part
+    /// of `test`).
+    Imports {
+        /// Another crate's `src` directory to check instead.
+        crate_src: Option<std::path::PathBuf>,
+    },
     /// Run a benchmark scenario with release builds and print its figures (medians of runs).
     Bench(bench::BenchArgs),
     /// Run the whole system on this machine: a throwaway PostgreSQL, the cloud, two enrolled
@@ -61,6 +69,9 @@ fn main() {
     let result = match cli.command {
         Command::Test(args) => test::run(&args),
         Command::Postgres => serve_postgres(),
+        Command::Imports { crate_src } => imports::check_module_cycles(
+            &crate_src.unwrap_or_else(|| system::workspace_root().join("edge-agent/src")),
+        ),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Package(args) => package::run(&args),

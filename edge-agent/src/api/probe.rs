@@ -121,7 +121,7 @@ pub(super) async fn metrics(State(state): State<ApiState>, request: Request) -> 
             None => connected_by_kind.push((device.kind.clone(), 1)),
         }
     }
-    let now = shared::UnixMillis::now();
+    let now = state.engine.clock().now();
     let lanes = backlog
         .iter()
         .map(|lane| LaneNumbers {

@@ -49,6 +49,6 @@ pub(super) async fn sync(State(state): State<ApiState>) -> Result<Json<SyncView>
         &backlog,
         dead_letters,
         pressure,
-        shared::UnixMillis::now(),
+        state.engine.clock().now(),
     )))
 }

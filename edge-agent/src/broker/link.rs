@@ -8,7 +8,8 @@ use rumqttd::local::{LinkRx, LinkTx};
 use shared::ids::DeviceId;
 use tokio::sync::mpsc;
 
-use super::{BrokerError, Uplink};
+use super::BrokerError;
+use crate::bus::{DownlinkError, Outbound, Uplink};
 
 /// The client id of the agent's own link. Devices never have a broker connection of their own,
 /// and a device id cannot contain `.` either.
@@ -33,17 +34,6 @@ pub struct Downlinks {
     tx: mpsc::Sender<(String, Bytes)>,
 }
 
-/// Why a downlink was not queued.
-#[derive(Debug, thiserror::Error)]
-pub enum DownlinkError {
-    #[error("the downlink queue is full; the frame to {0} was dropped")]
-    Full(DeviceId),
-    #[error("the downlink queue is full; an integration message was dropped")]
-    AnnounceFull,
-    #[error("the broker link is closed")]
-    Closed,
-}
-
 impl Downlinks {
     /// Queues `frame` for `device`. Never blocks: a full queue is an error the caller decides
     /// about (devices retransmit presses until acknowledged, so an ack can be sent again).
@@ -64,6 +54,16 @@ impl Downlinks {
                 mpsc::error::TrySendError::Full(_) => DownlinkError::AnnounceFull,
                 mpsc::error::TrySendError::Closed(_) => DownlinkError::Closed,
             })
+    }
+}
+
+impl Outbound for Downlinks {
+    fn send(&self, device: DeviceId, frame: Bytes) -> Result<(), DownlinkError> {
+        Downlinks::send(self, device, frame)
+    }
+
+    fn announce(&self, subtopic: &str, payload: Bytes) -> Result<(), DownlinkError> {
+        Downlinks::announce(self, subtopic, payload)
     }
 }
 

@@ -22,13 +22,12 @@ mod link;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
-use shared::ids::DeviceId;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::bus::{DownlinkError, Uplink};
 pub use gate_link::{GateLink, LinkClosed, UpTopic, UplinkPublisher};
-pub use link::{DownlinkError, Downlinks, INTEGRATION_PREFIX};
+pub use link::{Downlinks, INTEGRATION_PREFIX};
 
 /// How the broker is sized. The defaults suit a school gateway: a few thousand devices,
 /// frames of at most a few hundred bytes.
@@ -84,18 +83,6 @@ impl Default for BrokerSettings {
             uplink_buffer: 65_536,
         }
     }
-}
-
-/// One frame a device published on its `up` topic.
-#[derive(Debug, Clone)]
-pub struct Uplink {
-    /// The publishing device (from the topic, which the gate pins to the certificate's id).
-    pub device_id: DeviceId,
-    /// The frame's bytes, not yet decoded (for a last will: whatever the device set).
-    pub payload: Bytes,
-    /// Whether this is the device's MQTT last will, published by the gate when its session
-    /// ended without DISCONNECT, rather than a frame it sent.
-    pub last_will: bool,
 }
 
 /// A running broker.

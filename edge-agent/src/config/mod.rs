@@ -15,16 +15,21 @@ use std::time::Duration;
 use serde::Deserialize;
 use shared::ids::SchoolId;
 
+mod alerts;
 mod cloud;
 mod core;
 pub mod env;
+pub mod press_map;
 mod sync;
 
+pub use self::alerts::{AlertSettings, RawAlerts};
 pub use self::cloud::{CloudSettings, CloudUrl, RawCloud, SyncUrl, UrlError};
 pub use self::core::{HealthSettings, MAX_ROOMS, RawHealth, RawRoom, RawSnapshots};
+pub use self::press_map::{
+    DEFAULT as DEFAULT_PRESS_MAP, DevicePressMap, PressMapError, format_press_map, parse_press_map,
+};
 pub use self::sync::{RawSync, SyncSettings};
 
-use crate::engine::{AlertSettings, DEFAULT_PRESS_MAP, format_press_map, parse_press_map};
 use crate::gate::GateLimits;
 use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
 use crate::store::RoomRow;
@@ -128,15 +133,6 @@ pub struct RawConfig {
     pub cloud: Option<RawCloud>,
     #[serde(default)]
     pub sync: RawSync,
-}
-
-/// `[alerts]`: every field optional, defaults from [`AlertSettings::default`].
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAlerts {
-    pub escalate_after_s: Option<u64>,
-    pub cancel_window_s: Option<u64>,
-    pub press_map: Option<String>,
 }
 
 /// `[gate]`: every field optional, defaults from [`GateLimits::default`].
@@ -521,43 +517,6 @@ impl RawGate {
                 100,
                 1_000_000,
             )?),
-        })
-    }
-}
-
-impl RawAlerts {
-    fn validate(self) -> Result<AlertSettings, ConfigError> {
-        let defaults = AlertSettings::default();
-        let seconds = |field, value: Option<u64>, default: Duration, max: u64| match value {
-            None => Ok(default),
-            Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
-            Some(s) => Err(ConfigError::Invalid {
-                field,
-                reason: format!("{s} is outside 1..={max} seconds"),
-            }),
-        };
-        Ok(AlertSettings {
-            escalate_after: seconds(
-                "alerts.escalate_after_s",
-                self.escalate_after_s,
-                defaults.escalate_after,
-                3_600,
-            )?,
-            cancel_window: seconds(
-                "alerts.cancel_window_s",
-                self.cancel_window_s,
-                defaults.cancel_window,
-                600,
-            )?,
-            press_map: match self.press_map {
-                None => defaults.press_map,
-                Some(text) => {
-                    parse_press_map(&text, DEFAULT_PRESS_MAP).map_err(|e| ConfigError::Invalid {
-                        field: "alerts.press_map",
-                        reason: e.to_string(),
-                    })?
-                }
-            },
         })
     }
 }

@@ -17,8 +17,9 @@ use shared::alert::{
 use shared::ids::{AlertId, DeviceId};
 use shared::sync::{AlertEventRecord, RecordBody};
 
-use super::press_map::{kind_of, parse_press_map, pattern_name};
-use super::{AlertSettings, Effects};
+use super::effects::Effects;
+use crate::config::AlertSettings;
+use crate::config::press_map::{kind_of, pattern_name};
 use crate::store::{AlertEventRow, AlertRow, Batch, DeviceProfile, PressKey, StoreError, Topic};
 use crate::view::{AlertView, to_json};
 
@@ -126,13 +127,9 @@ impl Alerts {
             }
             return Ok(());
         }
-        let map = match &device.press_map {
-            Some(text) => parse_press_map(text, self.settings.press_map).unwrap_or_else(|e| {
-                tracing::warn!(device = %device.id, error = %e, "ignoring the device's press map");
-                self.settings.press_map
-            }),
-            None => self.settings.press_map,
-        };
+        let map = device.press_map.map_or(self.settings.press_map, |own| {
+            own.over(self.settings.press_map)
+        });
         let pattern = pattern_name(press.pattern);
         let Some(kind) = kind_of(&map, press.pattern) else {
             // Configured to raise nothing: recorded, and the device told nothing was raised.

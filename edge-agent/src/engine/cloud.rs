@@ -18,7 +18,9 @@ use shared::ids::{Epoch, Seq};
 use shared::sync::{Command, CommandBody, CommandOutcome, CommandResult, Lane, RecordBody};
 use tokio::sync::oneshot;
 
-use super::{Effects, EngineGone, EngineHandle, StaffVerb, State};
+use super::effects::Effects;
+use super::state::State;
+use super::{EngineGone, EngineHandle, StaffVerb};
 use crate::config::SyncSettings;
 use crate::store::{Batch, StoreError, StoredEvent, Topic};
 

@@ -7,7 +7,9 @@
 //! instead of leaving a healthy-looking process behind.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
 
 /// The longest the engine's loop goes without a turn when nothing happens. Readers of the
 /// heartbeat must allow at least twice this (systemd's `WatchdogSec=` at least 2 s: the
@@ -18,29 +20,36 @@ pub const TURN_AT_LEAST_EVERY: Duration = Duration::from_millis(500);
 /// watches it.
 #[derive(Debug)]
 pub struct Heartbeat {
-    origin: Instant,
-    /// Milliseconds from `origin` to the last beat.
+    /// Its monotonic time is what the heartbeat measures in.
+    clock: SharedClock,
+    /// The clock's monotonic milliseconds at the last beat.
     last: AtomicU64,
 }
 
 impl Heartbeat {
-    pub(super) fn new() -> Heartbeat {
-        Heartbeat {
-            origin: Instant::now(),
+    /// A heartbeat that has just beaten.
+    pub(super) fn new(clock: SharedClock) -> Heartbeat {
+        let heartbeat = Heartbeat {
+            clock,
             last: AtomicU64::new(0),
-        }
+        };
+        heartbeat.beat();
+        heartbeat
     }
 
     /// The loop turned.
     pub(super) fn beat(&self) {
-        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(now, Ordering::Relaxed);
+        self.last.store(self.monotonic_ms(), Ordering::Relaxed);
     }
 
     /// How long ago the loop last turned.
     pub fn age(&self) -> Duration {
-        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-        self.origin.elapsed().saturating_sub(last)
+        let last = self.last.load(Ordering::Relaxed);
+        Duration::from_millis(self.monotonic_ms().saturating_sub(last))
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -48,12 +57,20 @@ impl Heartbeat {
 mod tests {
     use super::*;
 
+    use crate::clock::ManualClock;
+
     #[test]
     fn a_beat_makes_the_heartbeat_young_and_it_ages_after() {
-        let heartbeat = Heartbeat::new();
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(heartbeat.age() >= Duration::from_millis(30));
+        let clock = ManualClock::starting_at(shared::UnixMillis::new(0));
+        let heartbeat = Heartbeat::new(clock.clone());
+        assert_eq!(heartbeat.age(), Duration::ZERO);
+        clock.advance(Duration::from_millis(30));
+        assert_eq!(heartbeat.age(), Duration::from_millis(30));
         heartbeat.beat();
-        assert!(heartbeat.age() < Duration::from_millis(30));
+        assert_eq!(heartbeat.age(), Duration::ZERO);
+        // A wall clock stepped back does not make the heartbeat look younger or older.
+        clock.set_wall(shared::UnixMillis::new(-3_600_000));
+        clock.advance(Duration::from_millis(5));
+        assert_eq!(heartbeat.age(), Duration::from_millis(5));
     }
 }

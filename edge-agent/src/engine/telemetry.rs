@@ -15,8 +15,7 @@ use shared::UnixMillis;
 use shared::ids::{DeviceId, SchoolId};
 use shared::sync::RecordBody;
 
-use super::Effects;
-use super::press_map::parse_press_map;
+use super::effects::Effects;
 use crate::config::Config;
 use crate::health::{ChangeKind, Health, HealthChange, Liveness};
 use crate::occupancy::{
@@ -304,10 +303,9 @@ impl Telemetry {
             // A device that (re)appears gets its settings and the time: its configuration may
             // have changed while it was away, and its clock may have drifted (frames carry no
             // device time; the gateway stamps them on arrival).
-            let press_map = match &device.press_map {
-                Some(text) => parse_press_map(text, self.press_map).unwrap_or(self.press_map),
-                None => self.press_map,
-            };
+            let press_map = device
+                .press_map
+                .map_or(self.press_map, |own| own.over(self.press_map));
             effects.frame(
                 &device.id,
                 Downlink::Config(DeviceConfig {

@@ -9,8 +9,8 @@ use shared::UnixMillis;
 use shared::ids::SchoolId;
 
 use super::{InstallError, OPERATOR_TOKEN_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
+use crate::config::AlertSettings;
 use crate::config::{CONFIG_FILE, Config, HealthSettings};
-use crate::engine::AlertSettings;
 use crate::gate::GateLimits;
 use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
 use crate::pki::{self, Ca, Validity};

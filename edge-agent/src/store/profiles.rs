@@ -8,6 +8,7 @@ use shared::ids::DeviceId;
 
 use super::model::{DeviceKind, DeviceState};
 use super::{Batch, Store, StoreError, bad_value};
+use crate::config::DevicePressMap;
 
 /// A room as configured in `agent.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,8 @@ pub struct DeviceProfile {
     pub building: Option<String>,
     /// See `room`.
     pub floor: Option<String>,
-    /// Its own press mapping (`single=…,double=…,long_hold=…`), if it has one.
-    pub press_map: Option<String>,
+    /// Its own press mapping, if it has one, parsed once here rather than at every press.
+    pub press_map: Option<DevicePressMap>,
     /// Last persisted `last_seen_at`.
     pub last_seen_at: Option<UnixMillis>,
     /// Last persisted online flag.
@@ -108,7 +109,15 @@ fn profiles(
             room: Label::new(&room).map_err(|_| bad_value("room", &room))?,
             building,
             floor,
-            press_map,
+            press_map: press_map.and_then(|text| match DevicePressMap::parse(&text) {
+                Ok(map) => Some(map),
+                Err(e) => {
+                    // Registration checks the mapping; one that is damaged since is ignored
+                    // rather than keeping the device from raising alerts.
+                    tracing::warn!(device = %id, error = %e, "ignoring the device's press map");
+                    None
+                }
+            }),
             last_seen_at: last_seen.map(UnixMillis::new),
             online: online != 0,
         });

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use shared::UnixMillis;
 use shared::ids::{Epoch, GatewayId, SchoolId};
 use shared::sync::{Lane, Record, SyncBatch};
 use tokio::time::Instant;
@@ -32,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Outcome, SyncClient};
 use super::status::{LinkState, SyncStatus};
+use crate::clock::SharedClock;
 use crate::config::SyncSettings;
 use crate::engine::{EngineHandle, OutboxSignals};
 use crate::store::{Reader, StoreError};
@@ -65,6 +65,8 @@ pub(super) struct LaneLoop {
     /// Raised by a lane whose request succeeds after failures.
     pub(super) recovered: Arc<tokio::sync::Notify>,
     pub(super) shutdown: CancellationToken,
+    /// The wall time the status and the lag are stamped with.
+    pub(super) clock: SharedClock,
 }
 
 /// What the lane does after an answer.
@@ -139,7 +141,7 @@ impl LaneLoop {
             let short = records.len() < usize::try_from(max).unwrap_or(usize::MAX);
             if self.lane == Lane::Telemetry && short && !waited_for_more && !one_at_a_time {
                 let waited = records.first().map_or(Duration::ZERO, |r| {
-                    let ms = UnixMillis::now().get().saturating_sub(r.at.get());
+                    let ms = self.clock.now().get().saturating_sub(r.at.get());
                     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
                 });
                 if let Some(rest) = self.settings.batch_wait.checked_sub(waited)
@@ -172,7 +174,7 @@ impl LaneLoop {
                     let last = records.last().map(|r| r.seq);
                     if last.is_some_and(|last| ack.acked_through < last) {
                         self.status.failed(
-                            UnixMillis::now(),
+                            self.clock.now(),
                             LinkState::Down,
                             format!(
                                 "the cloud acknowledged {} only through seq {} of {} sent",
@@ -189,7 +191,7 @@ impl LaneLoop {
                             .await
                         {
                             Ok(()) => {
-                                self.status.succeeded(UnixMillis::now());
+                                self.status.succeeded(self.clock.now());
                                 if std::mem::take(&mut failing) {
                                     tracing::info!(lane = %self.lane, "the cloud answers again");
                                     self.recovered.notify_waiters();
@@ -214,7 +216,7 @@ impl LaneLoop {
                 }
                 Outcome::Malformed { message } => {
                     self.status
-                        .failed(UnixMillis::now(), LinkState::Down, message.clone());
+                        .failed(self.clock.now(), LinkState::Down, message.clone());
                     match records.first() {
                         Some(record) if dead_in_a_row < MAX_DEAD_LETTERS_IN_A_ROW => {
                             dead_in_a_row += 1;
@@ -238,7 +240,7 @@ impl LaneLoop {
                     tracing::warn!(lane = %self.lane, %message, limit, "batch too large; sending smaller ones");
                     if sent <= 1 {
                         self.status
-                            .failed(UnixMillis::now(), LinkState::Down, message);
+                            .failed(self.clock.now(), LinkState::Down, message);
                         Next::Wait(backoff_step(&mut backoff, &self.settings))
                     } else {
                         Next::Continue
@@ -255,19 +257,19 @@ impl LaneLoop {
                     );
                     tracing::error!(lane = %self.lane, %message);
                     self.status
-                        .failed(UnixMillis::now(), LinkState::Down, message);
+                        .failed(self.clock.now(), LinkState::Down, message);
                     Next::Wait(backoff_step(&mut backoff, &self.settings))
                 }
                 Outcome::Refused { status, message } => {
                     tracing::warn!(lane = %self.lane, %status, %message, "the cloud refuses this gateway");
                     self.status
-                        .failed(UnixMillis::now(), LinkState::Refused, message);
+                        .failed(self.clock.now(), LinkState::Refused, message);
                     Next::Wait(backoff_step(&mut backoff, &self.settings))
                 }
                 Outcome::Failed { message } => {
                     tracing::debug!(lane = %self.lane, %message, "sync failed");
                     self.status
-                        .failed(UnixMillis::now(), LinkState::Down, message);
+                        .failed(self.clock.now(), LinkState::Down, message);
                     Next::Wait(backoff_step(&mut backoff, &self.settings))
                 }
             };

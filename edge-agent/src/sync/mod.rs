@@ -55,8 +55,9 @@ impl SyncLoop {
         metrics: &Arc<Metrics>,
     ) -> SyncLoop {
         let epoch = engine.epoch();
+        let clock = engine.clock();
         let idle = |state, reason| SyncLoop {
-            status: Arc::new(SyncStatus::fixed(state, Some(epoch), reason)),
+            status: Arc::new(SyncStatus::fixed(state, Some(epoch), reason, clock.now())),
             tasks: Vec::new(),
             shutdown: CancellationToken::new(),
         };
@@ -92,6 +93,7 @@ impl SyncLoop {
                     status: Arc::clone(&status),
                     recovered: Arc::clone(&recovered),
                     shutdown: shutdown.clone(),
+                    clock: Arc::clone(&clock),
                 };
                 tokio::spawn(lane_loop.run())
             })

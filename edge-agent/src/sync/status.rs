@@ -74,10 +74,15 @@ impl SyncStatus {
     }
 
     /// A status that will never change: not enrolled, or unusable for `reason`.
-    pub fn fixed(state: LinkState, epoch: Option<Epoch>, reason: Option<String>) -> SyncStatus {
+    pub fn fixed(
+        state: LinkState,
+        epoch: Option<Epoch>,
+        reason: Option<String>,
+        now: UnixMillis,
+    ) -> SyncStatus {
         let status = SyncStatus::new(state, epoch);
         if let Some(reason) = reason {
-            status.lock().last_error = Some((UnixMillis::now(), reason));
+            status.lock().last_error = Some((now, reason));
         }
         status
     }

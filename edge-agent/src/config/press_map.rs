@@ -1,5 +1,9 @@
 //! Which alert a press pattern raises: the gateway's default from `agent.toml`, or a device's
 //! own mapping, both written `single=panic,double=medical,long_hold=lockdown`.
+//!
+//! A device's mapping is parsed once, when its profile is read ([`DevicePressMap`]): it names
+//! only the patterns it changes, and the others follow the gateway's default, so the engine
+//! lays it over `[alerts] press_map` without parsing text on every press.
 
 use firmware_protocol::{PressAction, PressMap, PressPattern};
 use shared::alert::AlertKind;
@@ -25,28 +29,52 @@ pub enum PressMapError {
     Repeated(String),
 }
 
-/// Parses `single=…,double=…,long_hold=…`; patterns left out keep `base`'s action.
-pub fn parse_press_map(text: &str, base: PressMap) -> Result<PressMap, PressMapError> {
-    let mut map = base;
-    let mut seen = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (pattern, action) = item
-            .split_once('=')
-            .ok_or_else(|| PressMapError::Syntax(item.to_owned()))?;
-        let (pattern, action) = (pattern.trim(), action.trim());
-        if seen.contains(&pattern) {
-            return Err(PressMapError::Repeated(pattern.to_owned()));
+/// A device's own press mapping: the patterns it sets; the others follow the gateway's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DevicePressMap {
+    single: Option<PressAction>,
+    double: Option<PressAction>,
+    long_hold: Option<PressAction>,
+}
+
+impl DevicePressMap {
+    /// Parses `single=…,double=…,long_hold=…`; any pattern may be left out.
+    pub fn parse(text: &str) -> Result<DevicePressMap, PressMapError> {
+        let mut map = DevicePressMap::default();
+        let mut seen = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (pattern, action) = item
+                .split_once('=')
+                .ok_or_else(|| PressMapError::Syntax(item.to_owned()))?;
+            let (pattern, action) = (pattern.trim(), action.trim());
+            if seen.contains(&pattern) {
+                return Err(PressMapError::Repeated(pattern.to_owned()));
+            }
+            seen.push(pattern);
+            let action = Some(parse_action(action)?);
+            match pattern {
+                "single" => map.single = action,
+                "double" => map.double = action,
+                "long_hold" => map.long_hold = action,
+                other => return Err(PressMapError::Pattern(other.to_owned())),
+            }
         }
-        seen.push(pattern);
-        let action = parse_action(action)?;
-        match pattern {
-            "single" => map.single = action,
-            "double" => map.double = action,
-            "long_hold" => map.long_hold = action,
-            other => return Err(PressMapError::Pattern(other.to_owned())),
+        Ok(map)
+    }
+
+    /// This mapping laid over `base`: the patterns it sets, `base`'s for the rest.
+    pub fn over(&self, base: PressMap) -> PressMap {
+        PressMap {
+            single: self.single.unwrap_or(base.single),
+            double: self.double.unwrap_or(base.double),
+            long_hold: self.long_hold.unwrap_or(base.long_hold),
         }
     }
-    Ok(map)
+}
+
+/// Parses `single=…,double=…,long_hold=…`; patterns left out keep `base`'s action.
+pub fn parse_press_map(text: &str, base: PressMap) -> Result<PressMap, PressMapError> {
+    DevicePressMap::parse(text).map(|map| map.over(base))
 }
 
 /// The mapping as text, the inverse of [`parse_press_map`].
@@ -60,7 +88,7 @@ pub fn format_press_map(map: &PressMap) -> String {
 }
 
 /// The alert `pattern` raises under `map`; `None` when it is set to be ignored.
-pub(super) fn kind_of(map: &PressMap, pattern: PressPattern) -> Option<AlertKind> {
+pub fn kind_of(map: &PressMap, pattern: PressPattern) -> Option<AlertKind> {
     let action = match pattern {
         PressPattern::Single => map.single,
         PressPattern::Double => map.double,
@@ -77,7 +105,7 @@ pub(super) fn kind_of(map: &PressMap, pattern: PressPattern) -> Option<AlertKind
 }
 
 /// The stored name of a pattern.
-pub(super) fn pattern_name(pattern: PressPattern) -> &'static str {
+pub fn pattern_name(pattern: PressPattern) -> &'static str {
     match pattern {
         PressPattern::Single => "single",
         PressPattern::Double => "double",
@@ -124,6 +152,17 @@ mod tests {
         );
         assert_eq!(kind_of(&map, PressPattern::LongHold), None);
         assert_eq!(kind_of(&map, PressPattern::Double), Some(AlertKind::Fire));
+    }
+
+    #[test]
+    fn a_device_map_keeps_what_it_leaves_out_following_the_gateways() {
+        let device = DevicePressMap::parse("double=fire").unwrap();
+        let gateway = parse_press_map("single=medical", DEFAULT).unwrap();
+        let map = device.over(gateway);
+        assert_eq!(map.single, PressAction::Medical);
+        assert_eq!(map.double, PressAction::Fire);
+        assert_eq!(map.long_hold, PressAction::Lockdown);
+        assert_eq!(DevicePressMap::parse("").unwrap().over(gateway), gateway);
     }
 
     #[test]

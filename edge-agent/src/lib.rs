@@ -72,6 +72,7 @@ mod request_id;
 mod service;
 pub mod setup;
 pub mod simulate;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod view;

@@ -131,13 +131,13 @@ fn status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(edge_agent::sync::local_status(data_dir))?;
+    let status = runtime.block_on(edge_agent::status::local_status(data_dir))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status.view)?);
     } else {
         print!(
             "{}",
-            edge_agent::sync::render(&status, shared::UnixMillis::now())
+            edge_agent::status::render(&status, shared::UnixMillis::now())
         );
     }
     Ok(())

@@ -8,8 +8,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use edge_agent::config::Config;
+use edge_agent::config::Room;
 use edge_agent::install::{InitOptions, add_device, init};
-use edge_agent::store::{DeviceKind, NewDevice, RoomRow, SnapshotRow};
+use edge_agent::store::{DeviceKind, NewDevice, SnapshotRow};
 use edge_agent::view::{SnapshotView, to_json};
 use firmware_protocol::Label;
 use shared::sync::RecordBody;
@@ -50,7 +51,7 @@ pub(crate) fn provision(data: &Path) -> (SocketAddr, SocketAddr) {
     config.http_listen = http;
     config.alerts.escalate_after = Duration::from_secs(3_600);
     config.rooms = (0..CAMERAS)
-        .map(|n| RoomRow {
+        .map(|n| Room {
             id: room(n),
             building: Some("A".into()),
             floor: Some((n / 10).to_string()),

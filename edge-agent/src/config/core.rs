@@ -7,10 +7,8 @@ use std::time::Duration;
 use firmware_protocol::Label;
 use serde::Deserialize;
 
+use super::policy::{HealthPolicy, OccupancyPolicy, Room, SnapshotPolicy};
 use super::{ConfigError, within};
-use crate::health::HealthPolicy;
-use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
-use crate::store::RoomRow;
 
 /// Most rooms a gateway's configuration may list.
 pub const MAX_ROOMS: usize = 2_000;
@@ -158,7 +156,7 @@ impl RawSnapshots {
 }
 
 /// Checks the rooms: valid codes, no code twice, names short and printable.
-pub(super) fn validate_rooms(raw: Vec<RawRoom>) -> Result<Vec<RoomRow>, ConfigError> {
+pub(super) fn validate_rooms(raw: Vec<RawRoom>) -> Result<Vec<Room>, ConfigError> {
     if raw.len() > MAX_ROOMS {
         return Err(invalid(
             "rooms",
@@ -200,7 +198,7 @@ pub(super) fn validate_rooms(raw: Vec<RawRoom>) -> Result<Vec<RoomRow>, ConfigEr
                     format!("room {:?}: must be at least 1", room.id),
                 ));
             }
-            Ok(RoomRow {
+            Ok(Room {
                 id,
                 building: place("building", room.building)?,
                 floor: place("floor", room.floor)?,

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use super::local::Agent;
 use super::{Check, SKEW_FAIL_S, SKEW_WARN_S};
 use crate::config::Config;
-use crate::sync::{Probe, StatusSource, SyncClient};
+use crate::status::StatusSource;
+use crate::sync::{Probe, SyncClient};
 
 /// A last sync older than this is a warning (the agent checks in every `heartbeat_s`).
 const STALE_SYNC: Duration = Duration::from_secs(300);

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::Check;
 use crate::config::Config;
+use crate::status::{LocalStatus, StatusSource};
 use crate::store::{DB_FILE, Reader};
-use crate::sync::{LocalStatus, StatusSource};
 
 /// Below this much free space the database cannot be trusted to grow.
 const DISK_FAIL_BYTES: u64 = 64 * 1024 * 1024;
@@ -24,7 +24,7 @@ pub(super) struct Agent {
 /// gateway's agent answers yes).
 pub(super) async fn agent(dir: &Path) -> Agent {
     const NAME: &str = "agent";
-    match crate::sync::local_status(dir).await {
+    match crate::status::local_status(dir).await {
         Ok(status) => match &status.source {
             StatusSource::Agent(addr) => Agent {
                 running: true,

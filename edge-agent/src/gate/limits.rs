@@ -6,48 +6,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The gate's limits; `agent.toml`'s `[gate]` section sets them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateLimits {
-    /// Most connections at once, authenticated or not.
-    pub max_connections: usize,
-    /// Most connections still in the TLS handshake or before their MQTT CONNECT.
-    pub max_pending: usize,
-    /// Most such pending connections from one source address.
-    pub max_pending_per_ip: usize,
-    /// Time allowed for the TLS handshake.
-    pub handshake_timeout: Duration,
-    /// Time allowed between the handshake and the MQTT CONNECT.
-    pub connect_timeout: Duration,
-    /// Largest MQTT packet a device may send, in bytes (the "remaining length").
-    pub max_packet_bytes: usize,
-    /// Publishes per second one device may send (also its burst). Beyond it the gate stops
-    /// reading that device's socket for a moment: TCP pushes back, nothing is dropped.
-    pub device_uplinks_per_s: u32,
-    /// Publishes per second all devices together may send. rumqttd buffers a bounded log
-    /// per topic and silently drops the oldest entries when the agent falls behind, so the
-    /// gate must never let in more than the agent consumes.
-    pub total_uplinks_per_s: u32,
-}
-
-impl Default for GateLimits {
-    fn default() -> Self {
-        GateLimits {
-            max_connections: 4000,
-            max_pending: 512,
-            max_pending_per_ip: 32,
-            handshake_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            max_packet_bytes: 1024,
-            device_uplinks_per_s: 1_000,
-            total_uplinks_per_s: 100_000,
-        }
-    }
-}
+pub use crate::config::GateLimits;
 
 /// A rate limiter on publishes (governor's, which waits asynchronously for capacity).
 pub(super) type UplinkRate = governor::DefaultDirectRateLimiter;

@@ -23,43 +23,18 @@ mod change;
 mod tests;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use firmware_protocol::{FirmwareVersion, Heartbeat};
 use shared::UnixMillis;
 use shared::ids::DeviceId;
 
+pub use crate::config::HealthPolicy;
 pub use change::{ChangeKind, HealthChange, OfflineReason};
 
 /// How far above [`HealthPolicy::battery_low_mv`] a low battery must climb before it counts as
 /// recovered, so a battery hovering at the threshold (its voltage sags under radio load) does
 /// not flap between low and ok with every heartbeat.
 pub const BATTERY_HYSTERESIS_MV: u16 = 100;
-
-/// When a device counts as offline and when its battery counts as low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthPolicy {
-    /// Silence after which an online device is offline.
-    pub offline_after: Duration,
-    /// Battery voltage below which a device reports a low battery.
-    pub battery_low_mv: u16,
-}
-
-impl HealthPolicy {
-    /// How often devices send a heartbeat (their default configuration).
-    pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
-}
-
-/// Three missed heartbeats, so one lost frame or a short Wi-Fi dropout does not page anyone;
-/// 3.3 V is where the buttons' lithium cells have a few weeks left.
-impl Default for HealthPolicy {
-    fn default() -> Self {
-        Self {
-            offline_after: Self::HEARTBEAT_INTERVAL.saturating_mul(3),
-            battery_low_mv: 3_300,
-        }
-    }
-}
 
 /// Whether the gateway hears from a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,9 +10,9 @@ use shared::ids::SchoolId;
 
 use super::{InstallError, OPERATOR_TOKEN_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, io};
 use crate::config::AlertSettings;
+use crate::config::GateLimits;
 use crate::config::{CONFIG_FILE, Config, HealthSettings};
-use crate::gate::GateLimits;
-use crate::occupancy::{OccupancyPolicy, SnapshotPolicy};
+use crate::config::{OccupancyPolicy, SnapshotPolicy};
 use crate::pki::{self, Ca, Validity};
 use crate::store::{CertRole, DB_FILE, Store};
 

@@ -20,13 +20,13 @@ mod snapshot;
 mod tests;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use firmware_protocol::Label;
 use shared::UnixMillis;
 use shared::ids::DeviceId;
 
-pub use schedule::{MAX_WAIT_DEBOUNCES, SnapshotKind, SnapshotPolicy, SnapshotSchedule};
+pub use crate::config::{OccupancyPolicy, SnapshotPolicy};
+pub use schedule::{MAX_WAIT_DEBOUNCES, SnapshotKind, SnapshotSchedule};
 pub use snapshot::snapshot;
 
 /// The most people (students plus adults) one room's report may count, whatever its capacity.
@@ -41,27 +41,6 @@ pub const MAX_ROOM_COUNT: u32 = 10_000;
 pub struct RoomInfo {
     /// How many people the room is meant for; `None` when not configured.
     pub capacity: Option<u16>,
-}
-
-/// When a count goes stale, and the roster the snapshot's absence is measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OccupancyPolicy {
-    /// Age after which a room's latest count no longer counts towards the totals.
-    pub stale_after: Duration,
-    /// Students enrolled in the school.
-    pub students_total: u32,
-}
-
-/// Two minutes: cameras report about every 10 s, so two minutes of silence is a dozen missed
-/// reports, which means the camera is gone rather than one frame lost. The roster defaults
-/// to zero (none configured), which makes the snapshot's absence zero rather than invented.
-impl Default for OccupancyPolicy {
-    fn default() -> Self {
-        Self {
-            stale_after: Duration::from_secs(120),
-            students_total: 0,
-        }
-    }
 }
 
 /// A room's latest accepted count.

@@ -12,36 +12,14 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use shared::{UnixMillis, UnknownName};
+
+use crate::config::SnapshotPolicy;
 
 /// A burst of changes is emitted at the latest this many debounce periods after its first
 /// change, so a room whose count changes every half second is still reported.
 pub const MAX_WAIT_DEBOUNCES: u32 = 5;
-
-/// The snapshot timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotPolicy {
-    /// Quiet time after the latest change before a change snapshot is emitted.
-    pub debounce: Duration,
-    /// Longest time without any snapshot.
-    pub heartbeat: Duration,
-    /// Period of the scheduled full snapshot.
-    pub full: Duration,
-}
-
-/// One second of quiet, a heartbeat every 30 s (the devices' own heartbeat period) and a full
-/// snapshot every five minutes.
-impl Default for SnapshotPolicy {
-    fn default() -> Self {
-        Self {
-            debounce: Duration::from_secs(1),
-            heartbeat: Duration::from_secs(30),
-            full: Duration::from_secs(5 * 60),
-        }
-    }
-}
 
 /// Why a snapshot was emitted; stored with it and shown on dashboards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

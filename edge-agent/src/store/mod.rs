@@ -31,7 +31,7 @@ pub use model::{
     CertRole, DeviceKind, DeviceRow, DeviceState, IntegrationRow, IntegrationState, NewDevice,
 };
 pub use outbox::LaneBacklog;
-pub use profiles::{DeviceProfile, HealthUpdate, RoomRow};
+pub use profiles::{DeviceProfile, HealthUpdate};
 pub use shared::sync::Lane;
 pub use telemetry::{DeviceStatusRow, OccupancyRow, SnapshotRow};
 

@@ -8,20 +8,7 @@ use shared::ids::DeviceId;
 
 use super::model::{DeviceKind, DeviceState};
 use super::{Batch, Store, StoreError, bad_value};
-use crate::config::DevicePressMap;
-
-/// A room as configured in `agent.toml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomRow {
-    /// Its code (what devices are registered in).
-    pub id: Label,
-    /// Building, if configured.
-    pub building: Option<String>,
-    /// Floor, if configured.
-    pub floor: Option<String>,
-    /// How many people it holds, if configured.
-    pub capacity: Option<u16>,
-}
+use crate::config::{DevicePressMap, Room};
 
 /// A registered device as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +114,7 @@ fn profiles(
 
 impl Batch<'_> {
     /// Replaces the configured rooms with `rooms`.
-    pub fn replace_rooms(&self, rooms: &[RoomRow]) -> Result<(), StoreError> {
+    pub fn replace_rooms(&self, rooms: &[Room]) -> Result<(), StoreError> {
         self.tx.execute("DELETE FROM rooms", [])?;
         let mut stmt = self
             .tx

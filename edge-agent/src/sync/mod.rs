@@ -14,11 +14,9 @@
 //! - `client`: the mTLS request and the sorting of its answer.
 //! - `lane`: one lane's loop (batching, heartbeat, backoff, dead letters).
 //! - `status`: the link as last experienced, for the API and `edge-agent status`.
-//! - `report`: `edge-agent status`: asks the running agent, else reads the outbox.
 
 mod client;
 mod lane;
-mod report;
 mod status;
 
 use std::path::Path;
@@ -33,7 +31,6 @@ use crate::metrics::Metrics;
 use crate::store::DB_FILE;
 
 pub use client::{ClientError, Outcome, Probe, SYNC_PATH, SyncClient};
-pub use report::{LocalStatus, StatusSource, local_status, render};
 pub use status::{LinkReport, LinkState, SyncStatus};
 
 /// The running sync loop (or the reason there is none), and its status.

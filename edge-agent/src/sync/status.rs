@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use shared::UnixMillis;
 use shared::ids::Epoch;
 
+use crate::store::LaneBacklog;
+use crate::view::{LaneView, SyncErrorView, SyncView};
+
 /// The link to the cloud as the sync loop last found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -113,5 +116,46 @@ impl SyncStatus {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The view is built here, beside the report it shows, so `view` needs nothing of `sync`.
+impl SyncView {
+    /// Joins the loop's report with the outbox's figures, as of `now`.
+    pub fn new(
+        report: &LinkReport,
+        backlog: &[LaneBacklog],
+        dead_letters: u64,
+        last_storage_pressure: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> SyncView {
+        SyncView {
+            link: report.state.as_str().to_owned(),
+            epoch: report.epoch.map(|e| e.to_string()),
+            last_success_at: report.last_success_at.map(|t| t.get()),
+            last_attempt_at: report.last_attempt_at.map(|t| t.get()),
+            failures: report.failures,
+            last_error: report
+                .last_error
+                .as_ref()
+                .map(|(at, message)| SyncErrorView {
+                    at: at.get(),
+                    message: message.clone(),
+                }),
+            lanes: backlog
+                .iter()
+                .map(|lane| LaneView {
+                    lane: lane.lane.as_str().to_owned(),
+                    backlog: lane.records,
+                    backlog_bytes: lane.bytes,
+                    oldest_at: lane.oldest_at.map(|t| t.get()),
+                    oldest_age_s: lane
+                        .oldest_at
+                        .map(|t| (now.get().saturating_sub(t.get()) / 1_000).max(0)),
+                })
+                .collect(),
+            dead_letters,
+            last_storage_pressure_at: last_storage_pressure.map(|t| t.get()),
+        }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use shared::UnixMillis;
 
-use super::status::{LinkState, SyncStatus};
 use crate::config::Config;
 use crate::install::OPERATOR_TOKEN_FILE;
 use crate::store::{DB_FILE, Reader};
+use crate::sync::{LinkState, SyncStatus};
 use crate::view::SyncView;
 
 /// How long `status` waits for the running agent before reading the database itself.

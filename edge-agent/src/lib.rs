@@ -3,7 +3,11 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `agent.toml`, raw (serde) then validated.
+//! - [`config`]: `agent.toml`, raw (serde) then validated; owns every validated settings type
+//!   (alerts, press maps, gate limits, health, occupancy and snapshot policies, rooms). A
+//!   leaf: it imports nothing of the agent but `layout`.
+//! - [`layout`]: the data directory's files (`agent.toml`, the database, keys, certificates,
+//!   the CRL, the operator token), the only place their names are spelled. A leaf.
 //! - [`install`]: the installer's commands: `init`, `device add|list|revoke`,
 //!   `integration add|list|revoke`.
 //! - [`setup`]: `edge-agent setup`, the installer's path in one run: `init`, `enroll`
@@ -30,6 +34,12 @@
 //! - [`occupancy`]: room head counts, school snapshots and when to emit them; pure, like `health`.
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
+//! - [`gate`]: the device-facing mutual-TLS MQTT listener: limits, identity from the
+//!   certificate, topic checks, integrations' subscriptions.
+//! - [`api`]: the local dashboard and REST API (axum), with the embedded pages.
+//! - [`sync`]: the outbox's uploader: one loop per lane, its client and its status.
+//! - [`status`]: `edge-agent status`: asks the running agent, else reads the outbox.
+//! - [`view`]: the JSON shapes the dashboard, the API and integrations read.
 //! - [`metrics`]: the Prometheus series and their rendering (served by `api` at `/metrics`).
 //! - `request_id` (private): ids that follow a request or connection through the logs.
 //! - `files` (private): writing new files and replacing files atomically.
@@ -38,14 +48,19 @@
 //!
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
-//! Modules that later issues bring, one owner per outside system (see ARCHITECTURE.md):
-//! `gate`, `broker` (#3); `alerts`, `api` (#4); `sync` (#6).
+//! Private besides: `agent` (the whole agent, started and stopped in order), `gateway` (the
+//! device side: broker and gate), `cloud_http` (what `enroll` and `sync` share about HTTP towards the cloud).
 //!
 //! # Invariants
 //!
 //! - The gateway's local operation never waits on the cloud.
 //! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
 //! - Private keys are created with mode 0600 and never widened afterwards.
+//! - No import circle between top-level modules (`cargo xtask imports`, run by
+//!   `cargo xtask test`); the engine names neither the broker nor rumqttd, only `bus`.
+//! - The engine, the sync lanes and the API stamp with the agent's [`clock::SharedClock`]
+//!   and read no clock of their own; the one-shot commands (`init`, `device add`, `doctor`,
+//!   `backup`, …) read the system clock at their start, as process edges.
 
 mod agent;
 pub mod api;
@@ -65,6 +80,7 @@ pub mod health;
 pub mod inspect;
 pub mod install;
 pub mod integration;
+pub mod layout;
 pub mod metrics;
 pub mod occupancy;
 pub mod pki;

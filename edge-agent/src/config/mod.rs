@@ -2,7 +2,8 @@
 //! [`Config`], whose fields are typed. Every error names the field that is wrong.
 //!
 //! `config` owns every validated settings type of the agent and imports nothing of the agent
-//! itself, so any module may depend on it and it on none of them.
+//! but [`crate::layout`] (itself a leaf: where `agent.toml` is), so any module may depend on
+//! it and it on none of them.
 //!
 //! - `core.rs`: `[health]`, `[snapshots]`, `[[rooms]]`, validated into `policy.rs`'s types
 //!   ([`HealthPolicy`], [`OccupancyPolicy`], [`SnapshotPolicy`], [`Room`]);
@@ -22,6 +23,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use shared::ids::SchoolId;
+
+// The one module of the agent that config names: a leaf that imports nothing itself, so the
+// data directory's file names are spelled in one place and config still depends on nothing
+// that could depend on it.
+use crate::layout;
+pub use crate::layout::CONFIG_FILE;
 
 mod alerts;
 mod cloud;
@@ -45,8 +52,6 @@ pub use self::press_map::{
 };
 pub use self::sync::{RawSync, SyncSettings};
 
-/// The config file's name inside the data directory.
-pub const CONFIG_FILE: &str = "agent.toml";
 /// The longest school name accepted, in characters.
 pub const MAX_SCHOOL_NAME_CHARS: usize = 200;
 /// Where the device listener binds unless configured otherwise.
@@ -186,7 +191,7 @@ impl Config {
         vars: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Config, ConfigError> {
         let overrides = env::overrides(vars)?;
-        let path = data_dir.join(CONFIG_FILE);
+        let path = layout::config_file(data_dir);
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
@@ -231,7 +236,7 @@ impl Config {
     /// Parses and validates the text of an `agent.toml`.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: PathBuf::from(CONFIG_FILE),
+            path: PathBuf::from(layout::CONFIG_FILE),
             source: Box::new(e),
         })?;
         raw.validate()

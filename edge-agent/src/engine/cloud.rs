@@ -286,8 +286,12 @@ mod tests {
     fn upkeep_thins_then_holds_the_budget_with_telemetry_only() {
         let dir = tempfile::tempdir().unwrap();
         let school: shared::ids::SchoolId = "lincoln-high".parse().unwrap();
-        let mut store =
-            Store::create(&dir.path().join("edge.db"), &school, UnixMillis::new(0)).unwrap();
+        let mut store = Store::create(
+            &dir.path().join(crate::layout::DB_FILE),
+            &school,
+            UnixMillis::new(0),
+        )
+        .unwrap();
         store.start_epoch(UnixMillis::new(0)).unwrap();
         let now = UnixMillis::new(86_400_000);
         let tx = store.batch().unwrap();

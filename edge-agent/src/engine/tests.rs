@@ -70,7 +70,7 @@ struct Harness {
 impl Harness {
     fn new(tune: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("edge.db");
+        let db = dir.path().join(crate::layout::DB_FILE);
         let mut config =
             Config::parse("[school]\nid = \"lincoln-high\"\nname = \"Lincoln High\"\n").unwrap();
         tune(&mut config);

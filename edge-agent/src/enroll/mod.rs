@@ -28,12 +28,7 @@ use shared::ids::{GatewayId, SchoolId};
 use crate::config::{CloudSettings, CloudUrl, Config, ConfigError, SyncUrl};
 use crate::pki::{GatewayKey, PkiError};
 
-/// The gateway's private key for sync, in the data directory.
-pub const GATEWAY_KEY_FILE: &str = "gateway.key";
-/// The gateway's client certificate for sync, in the data directory.
-pub const GATEWAY_CERT_FILE: &str = "gateway.pem";
-/// The cloud's gateway CA, which the sync client trusts for the sync listener.
-pub const CLOUD_CA_FILE: &str = "cloud-ca.pem";
+pub use crate::layout::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
 
 /// What `enroll` is asked to do.
 #[derive(Debug, Clone)]

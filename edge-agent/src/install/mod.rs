@@ -30,12 +30,7 @@ pub use integration::{
 };
 pub use token::{OPERATOR_TOKEN_FILE, ensure_operator_token};
 
-/// The CRL's file name inside the data directory.
-pub const CRL_FILE: &str = "crl.pem";
-/// The gateway's server certificate and key inside the data directory.
-pub const SERVER_CERT_FILE: &str = "server.pem";
-/// See [`SERVER_CERT_FILE`].
-pub const SERVER_KEY_FILE: &str = "server.key";
+pub use crate::layout::{CRL_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
 
 /// Why an installer command failed.
 #[derive(Debug, thiserror::Error)]

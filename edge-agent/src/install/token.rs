@@ -5,8 +5,7 @@ use std::path::Path;
 
 use super::{InstallError, io};
 
-/// The token file's name inside the data directory.
-pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+pub use crate::layout::OPERATOR_TOKEN_FILE;
 /// Random bytes in a token (written as hex).
 const TOKEN_BYTES: usize = 32;
 

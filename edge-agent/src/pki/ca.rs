@@ -74,10 +74,10 @@ impl Ca {
         &self.cert_pem
     }
 
-    /// The CA's file names inside the data directory.
-    pub const CERT_FILE: &'static str = "ca.pem";
+    /// The CA's file names inside the data directory (see `layout`).
+    pub const CERT_FILE: &'static str = crate::layout::CA_CERT_FILE;
     /// See [`Ca::CERT_FILE`].
-    pub const KEY_FILE: &'static str = "ca.key";
+    pub const KEY_FILE: &'static str = crate::layout::CA_KEY_FILE;
 
     pub(super) fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer

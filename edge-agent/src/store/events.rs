@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn pruning_removes_old_events_but_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("edge.db");
+        let path = dir.path().join(crate::layout::DB_FILE);
         let school = "lincoln-high".parse().unwrap();
         let mut store = Store::create(&path, &school, UnixMillis::new(0)).unwrap();
         let tx = store.batch().unwrap();

@@ -110,7 +110,12 @@ mod tests {
 
     fn store(dir: &tempfile::TempDir) -> Store {
         let school = SchoolId::try_from("lincoln-high").unwrap();
-        Store::create(&dir.path().join("edge.db"), &school, UnixMillis::new(1_000)).unwrap()
+        Store::create(
+            &dir.path().join(crate::layout::DB_FILE),
+            &school,
+            UnixMillis::new(1_000),
+        )
+        .unwrap()
     }
 
     fn id(s: &str) -> IntegrationId {

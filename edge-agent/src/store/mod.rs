@@ -35,8 +35,7 @@ pub use profiles::{DeviceProfile, HealthUpdate};
 pub use shared::sync::Lane;
 pub use telemetry::{DeviceStatusRow, OccupancyRow, SnapshotRow};
 
-/// The database's file name inside the data directory.
-pub const DB_FILE: &str = "edge.db";
+pub use crate::layout::DB_FILE;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

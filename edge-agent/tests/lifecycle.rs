@@ -11,6 +11,7 @@ use common::button::FwDevice;
 use common::device::{RawDevice, tls_config};
 use edge_agent::store::{Lane, Store};
 use firmware_protocol::{AckState, PressPattern};
+use rumqttc::mqttbytes::v4::ConnectReturnCode;
 use shared::sync::RecordBody;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -66,24 +67,24 @@ async fn a_device_with_a_valid_certificate_but_no_registration_raises_nothing() 
     // backup than the CA).
     let (cert, key) = common::unregistered_device_cert(&gw, "ghost-1");
     let tls = tls_config(&gw.data.join("ca.pem"), Some((&cert, &key)));
-    // The gate checks the certificate, not the registry: the engine is the line that holds.
+    // The gate checks the registration at CONNECT: code 5 (not authorized), then closed.
     let mut raw = RawDevice::tls(agent.mqtt, tls).await.unwrap();
-    assert!(raw.mqtt_connect("ghost-1").await.is_some());
-    let press = common::button::press_frame(1, 1, PressPattern::Single, 1);
-    raw.publish("d/ghost-1/up", &press).await.unwrap();
-    // The refusal is logged with its reason once the engine has taken the frame in.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !agent
-        .log()
-        .contains("refused an uplink from an unregistered device")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no refusal logged:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ack = raw.mqtt_connect("ghost-1").await.expect("a CONNACK");
+    assert_eq!(ack.code, ConnectReturnCode::NotAuthorized);
+    assert!(
+        raw.closed_within(WAIT).await,
+        "the ghost is still connected"
+    );
+    // The refusal is logged at warn with the device and its reason.
+    let line = agent
+        .log_line(WAIT, |l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"] == "refused CONNECT"
+                && l["fields"]["client"] == "device ghost-1"
+        })
+        .await;
+    let reason = line["fields"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no registered device"), "{line}");
     let (_, all) = agent.get("/api/v1/alerts").await;
     assert_eq!(
         all["alerts"].as_array().unwrap().len(),

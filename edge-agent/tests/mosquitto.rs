@@ -228,3 +228,29 @@ async fn mosquitto_pub_cannot_publish_as_another_device() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mosquitto_pub_set_to_another_mqtt_version_is_told_it_is_unacceptable() {
+    let gw = Gateway::init_local();
+    let bundle = gw.add("btn-1", "button", "A-101");
+    let mut gateway = gw.start().await;
+    // As a device whose firmware was set to MQTT 5 or 3.1: the gate answers CONNACK code 1
+    // (unacceptable protocol version), which each client reports in its own words.
+    for (version, told) in [
+        ("mqttv5", "unsupported protocol version"),
+        ("mqttv31", "unacceptable protocol version"),
+    ] {
+        let mut publish = mosquitto("mosquitto_pub", &gateway, &bundle, "btn-1");
+        publish.args(["-V", version, "-t", "d/btn-1/up", "-q", "1", "-m", "x"]);
+        let refused = run(publish).await;
+        let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+        assert!(!refused.status.success(), "{version}: published");
+        assert!(stderr.contains(told), "{version}: {stderr}");
+    }
+    assert!(gateway.uplinks.try_recv().is_err());
+    // The same client speaking MQTT 3.1.1 gets in.
+    let mut publish = mosquitto("mosquitto_pub", &gateway, &bundle, "btn-1");
+    publish.args(["-V", "mqttv311", "-t", "d/btn-1/up", "-q", "1", "-m", "x"]);
+    assert!(run(publish).await.status.success());
+    gateway.stop().await;
+}

@@ -30,6 +30,15 @@ pub(super) enum Role {
     Integration(IntegrationId),
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Device(id) => write!(f, "device {id}"),
+            Role::Integration(id) => write!(f, "integration {id}"),
+        }
+    }
+}
+
 impl Identity {
     /// Reads the identity from the leaf certificate the TLS handshake verified.
     pub(super) fn from_cert(cert: &CertificateDer<'_>) -> Result<Identity, String> {

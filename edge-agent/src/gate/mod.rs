@@ -3,8 +3,10 @@
 //! It owns the device-facing listener. Each connection is handshaken in its own task with a
 //! timeout, its client certificate verified against the gateway CA and CRL; the identity comes
 //! from the certificate: a device, or an integration (OU `integration`, see
-//! [`crate::integration`]). A device's MQTT CONNECT must use its id. From then on the gate is
-//! the client's MQTT server. For a device it checks every packet against the device's own
+//! [`crate::integration`]); a refused handshake is logged with its reason. A device must be
+//! registered and its MQTT CONNECT must use its id; a refused CONNECT is answered with its
+//! CONNACK code and logged. From then on the gate is the client's MQTT server, reading every
+//! packet as strictly as MQTT 3.1.1 demands. For a device it checks every packet against the device's own
 //! topics, hands uplinks to the broker through the gate's local link and writes the device's
 //! downlinks, which the link's receiving thread dispatches through the registry (see
 //! [`crate::broker::GateLink`]). For an integration it allows subscriptions under `hallwatch/`
@@ -16,9 +18,11 @@
 //! - `limits`: [`GateLimits`] and admission counting.
 //! - `tls`: server config, client verification, CRL reload.
 //! - `identity`: the device or integration identity from its certificate.
+//! - `roster`: which device ids are registered (a certificate must name one).
 //! - `registry`: connected devices (replacement, revocation, downlink dispatch).
 //! - `session`: one connection, from handshake to the CONNECT check and the end.
-//! - `wire`: reading, parsing and writing MQTT packets on one connection.
+//! - `strict`: the MQTT 3.1.1 rules every packet from a client must meet, on its raw bytes.
+//! - `wire`: reading, checking, parsing and writing MQTT packets on one connection.
 //! - `mqtt`: the MQTT 3.1.1 server side of a connected device's session.
 //! - `retained`: the retained message per `hallwatch/` topic, bounded.
 //! - `hub`: connected integrations, their subscriptions and bounded queues; fan-out.
@@ -31,7 +35,9 @@ mod limits;
 mod mqtt;
 mod registry;
 mod retained;
+mod roster;
 mod session;
+mod strict;
 mod tls;
 mod wire;
 
@@ -96,6 +102,7 @@ struct GateState {
     tls: tls::TlsState,
     admission: Arc<limits::Admission>,
     registry: Arc<registry::Registry>,
+    roster: roster::Roster,
     integrations: Arc<hub::Hub>,
     uplink: UplinkPublisher,
     /// The listener is bound and its accept loop has not ended (connections wait in the
@@ -112,6 +119,7 @@ impl Gate {
         limits: GateLimits,
         link: GateLink,
     ) -> Result<Gate, GateError> {
+        let roster = roster::Roster::new(files.db.clone());
         let tls = tls::TlsState::load(files)?;
         let listener = TcpListener::bind(listen)
             .await
@@ -135,6 +143,7 @@ impl Gate {
             tls,
             admission: Arc::new(limits::Admission::new(limits)),
             registry,
+            roster,
             integrations,
             uplink,
             accepting: AtomicBool::new(true),

@@ -9,8 +9,8 @@
 //! - SUBSCRIBE to exactly its own `d/{id}/down`, granted at QoS 0 (downlinks are QoS 0 all the
 //!   way from the agent); UNSUBSCRIBE; PINGREQ; DISCONNECT.
 //!
-//! Anything else, a packet id 0 where one is required, a malformed or oversized packet ends the
-//! connection. So does silence for 1.5 × the device's keep-alive; a device that asks for no
+//! Anything else, a packet id 0 where one is required, a malformed (see [`super::strict`]) or
+//! oversized packet ends the connection. So does silence for 1.5 × the device's keep-alive; a device that asks for no
 //! keep-alive (0) is given [`MAX_SILENCE`], so that a dead device cannot hold its connection.
 //! Downlinks the registry hands over are written as QoS 0 PUBLISH packets while the device is
 //! subscribed and dropped otherwise.

@@ -1,8 +1,10 @@
 //! One connection: TLS handshake, identity, the MQTT CONNECT check, then the client's MQTT
 //! session until it ends: a device's (`mqtt`, and its last will if it ended abnormally) or an
-//! integration's (`integration`).
+//! integration's (`integration`). A refused handshake and a refused CONNECT are logged at warn
+//! with their reason: they are what an installer reads when a device cannot connect.
 //!
-//! What a device may do is fixed: connect with its certificate's id as client id, publish to
+//! What a device may do is fixed: be registered, connect with its certificate's id as client id
+//! (a malformed CONNECT is closed without a CONNACK, any other refusal gets its code), publish to
 //! `d/{id}/up`, subscribe to `d/{id}/down`, ping and disconnect. An integration may connect with
 //! any client id but without a last will, subscribe under `hallwatch/`, ping and disconnect.
 //! Anything else ends the connection (and only that connection).
@@ -16,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
 use shared::ids::DeviceId;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -26,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::GateState;
 use super::identity::{Identity, Role};
 use super::limits::Pending;
-use super::wire::{READ_CHUNK, Wire};
+use super::wire::{READ_CHUNK, Wire, parse};
 use super::{integration, mqtt};
 use crate::broker::UpTopic;
 use crate::integration::IntegrationId;
@@ -53,6 +55,8 @@ pub(super) enum Ended {
     Refused(&'static str),
     #[error("protocol violation: {0}")]
     Violation(String),
+    #[error("protocol violation: {0}")]
+    Strict(super::strict::Refusal),
     #[error("malformed or oversized MQTT packet: {0}")]
     Malformed(mqttbytes::Error),
     #[error("cannot encode a packet for the device: {0}")]
@@ -93,8 +97,15 @@ pub(super) async fn run(
 ) -> Result<(), Ended> {
     let limits = state.admission.limits().clone();
     let acceptor = TlsAcceptor::from(state.tls.config());
-    let tls = match timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-        Ok(result) => result.map_err(Ended::Handshake)?,
+    let mut tls = match timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            // An installer looks here first when a device cannot connect.
+            if let Some(reason) = super::tls::refusal(&e) {
+                tracing::warn!(reason, detail = %e, "refused a TLS handshake");
+            }
+            return Err(Ended::Handshake(e));
+        }
         Err(_) => return Err(Ended::HandshakeTimeout),
     };
     let cert = tls
@@ -108,37 +119,12 @@ pub(super) async fn run(
     if identity.school_id != state.school {
         return Err(Ended::OtherSchool(identity.school_id.to_string()));
     }
-    let mut tls = tls;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let connect = match timeout(
-        limits.connect_timeout,
-        read_packet(&mut tls, &mut buf, &limits),
-    )
-    .await
-    {
-        Ok(packet) => packet?,
-        Err(_) => return Err(Ended::ConnectTimeout),
-    };
-    let (code, refused) = match check_connect(connect, &identity.role) {
-        Ok(connect) => (ConnectReturnCode::Success, Ok(connect)),
-        Err((code, why)) => (code, Err(why)),
-    };
+    let connect = accept_connect(&state, &mut tls, &mut buf, &identity.role, &limits).await?;
     let mut out = BytesMut::new();
-    ConnAck::new(code, false)
+    ConnAck::new(ConnectReturnCode::Success, false)
         .write(&mut out)
         .map_err(Ended::Encode)?;
-    let connect = match refused {
-        Ok(connect) => connect,
-        Err(why) => {
-            // The refusal is best effort: the connection closes either way.
-            let _ = timeout(CLOSE_WAIT, async {
-                tls.write_all(&out).await?;
-                tls.shutdown().await
-            })
-            .await;
-            return Err(Ended::Refused(why));
-        }
-    };
     drop(pending);
     let wire = Wire {
         stream: tls,
@@ -153,6 +139,62 @@ pub(super) async fn run(
         }
         Role::Integration(integration) => {
             serve_integration(&state, wire, &connect, &integration, serial, peer, shutdown).await
+        }
+    }
+}
+
+/// Reads the client's CONNECT and accepts it, or answers it with the CONNACK code the refusal
+/// calls for (none for a malformed one) and says why the connection ends.
+async fn accept_connect(
+    state: &GateState,
+    tls: &mut TlsStream<TcpStream>,
+    buf: &mut BytesMut,
+    role: &Role,
+    limits: &super::GateLimits,
+) -> Result<Connect, Ended> {
+    let first = match timeout(limits.connect_timeout, read_packet(tls, buf, limits)).await {
+        Ok(first) => first,
+        Err(_) => return Err(Ended::ConnectTimeout),
+    };
+    let verdict = match first {
+        Ok(Packet::Connect(connect)) => check_connect(connect, role),
+        // Not a CONNECT at all: closed without a CONNACK, which answers CONNECTs only.
+        Ok(_) => {
+            return Err(Ended::Violation(
+                "the first packet is not CONNECT [MQTT-3.1.0-1]".into(),
+            ));
+        }
+        // The CONNECT refusals the spec answers (another protocol level, say) get their code.
+        Err(Ended::Strict(refusal)) => match refusal.connack {
+            Some(code) => Err((code, Ended::Strict(refusal))),
+            None => return Err(Ended::Strict(refusal)),
+        },
+        Err(ended) => return Err(ended),
+    };
+    let verdict = match (verdict, role) {
+        (Ok(connect), Role::Device(device)) => match state.roster.is_registered(device).await {
+            Ok(true) => Ok(connect),
+            Ok(false) => Err((
+                ConnectReturnCode::NotAuthorized,
+                Ended::Refused("the certificate names no registered device"),
+            )),
+            Err(e) => {
+                tracing::error!(%device, error = %e, "cannot read the registered devices");
+                Err((
+                    ConnectReturnCode::ServiceUnavailable,
+                    Ended::Refused("cannot read the registered devices"),
+                ))
+            }
+        },
+        (verdict, _) => verdict,
+    };
+    match verdict {
+        Ok(connect) => Ok(connect),
+        Err((code, ended)) => {
+            let code_text = format!("{} ({code:?})", code as u8);
+            tracing::warn!(client = %role, code = code_text, reason = %ended, "refused CONNECT");
+            refuse(tls, code).await;
+            Err(ended)
         }
     }
 }
@@ -249,6 +291,20 @@ async fn publish_will(
     }
 }
 
+/// Answers a refused CONNECT with `code` and closes the connection. Best effort: the
+/// connection closes either way.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, code: ConnectReturnCode) {
+    let mut out = BytesMut::new();
+    if ConnAck::new(code, false).write(&mut out).is_err() {
+        return;
+    }
+    let _ = timeout(CLOSE_WAIT, async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 /// Reads one complete packet, refusing anything over the size limit before reading it all.
 async fn read_packet<S: AsyncRead + Unpin>(
     stream: &mut S,
@@ -256,10 +312,8 @@ async fn read_packet<S: AsyncRead + Unpin>(
     limits: &super::GateLimits,
 ) -> Result<Packet, Ended> {
     loop {
-        match Packet::read(buf, limits.max_packet_bytes) {
-            Ok(packet) => return Ok(packet),
-            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(e) => return Err(Ended::Malformed(e)),
+        if let Some(packet) = parse(buf, limits.max_packet_bytes)? {
+            return Ok(packet);
         }
         buf.reserve(READ_CHUNK);
         if stream.read_buf(buf).await? == 0 {
@@ -269,41 +323,33 @@ async fn read_packet<S: AsyncRead + Unpin>(
 }
 
 /// The client's CONNECT, or the CONNACK code and reason to refuse it with.
-fn check_connect(
-    packet: Packet,
-    role: &Role,
-) -> Result<Connect, (ConnectReturnCode, &'static str)> {
-    let Packet::Connect(connect) = packet else {
-        return Err((
-            ConnectReturnCode::RefusedProtocolVersion,
-            "first packet is not CONNECT",
-        ));
-    };
+fn check_connect(connect: Connect, role: &Role) -> Result<Connect, (ConnectReturnCode, Ended)> {
+    let refused = |code, why| Err((code, Ended::Refused(why)));
     match role {
         Role::Device(device) => {
             if connect.client_id != device.as_str() {
-                return Err((
+                return refused(
                     ConnectReturnCode::BadClientId,
                     "client id is not the certificate's device id",
-                ));
+                );
             }
             if let Some(will) = &connect.last_will
                 && will.topic.as_bytes() != UpTopic::of(device).as_bytes()
             {
-                return Err((
+                return refused(
                     ConnectReturnCode::NotAuthorized,
                     "last will outside the device's up topic",
-                ));
+                );
             }
         }
         // The client id is only a label here (the identity is the certificate's), so any
         // MQTT client's default works. A will would be a publish, which integrations may not.
         Role::Integration(_) => {
             if connect.last_will.is_some() {
-                return Err((
+                return refused(
                     ConnectReturnCode::NotAuthorized,
                     "an integration may not set a last will (it may not publish)",
-                ));
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The gate's TLS configuration: the gateway's server certificate, client certificates
-//! verified against the gateway CA and its CRL, and reloading when `crl.pem` changes.
+//! verified against the gateway CA and its CRL, reloading when `crl.pem` changes, and why a
+//! handshake was refused, in words an installer can act on.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// The CRL `edge-agent device revoke` writes; absent until the first revocation.
     pub crl: PathBuf,
+    /// The gateway's database: a device certificate must name a device registered there.
+    pub db: PathBuf,
 }
 
 impl TlsFiles {
@@ -36,8 +39,38 @@ impl TlsFiles {
             cert: dir.join(crate::install::SERVER_CERT_FILE),
             key: dir.join(crate::install::SERVER_KEY_FILE),
             crl: dir.join(crate::install::CRL_FILE),
+            db: dir.join(crate::store::DB_FILE),
         }
     }
+}
+
+/// Why the gate refused a TLS handshake, when it did: `None` for a client that went away or
+/// whose bytes were not TLS at all (port scanners, health checks), which is no news.
+pub(super) fn refusal(error: &std::io::Error) -> Option<&'static str> {
+    use rustls::{CertificateError, Error};
+    let error = error.get_ref()?.downcast_ref::<Error>()?;
+    Some(match error {
+        Error::NoCertificatesPresented => "no client certificate",
+        Error::InvalidCertificate(reason) => match reason {
+            CertificateError::UnknownIssuer => {
+                "unknown CA: the certificate is not from this gateway's CA"
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "certificate expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "certificate not yet valid (is the gateway's clock right?)"
+            }
+            CertificateError::Revoked => "certificate revoked",
+            CertificateError::BadSignature => "bad certificate signature",
+            _ => "invalid client certificate",
+        },
+        Error::AlertReceived(_) => {
+            "the client refused the gateway (does it trust this gateway's CA, and name its host?)"
+        }
+        Error::PeerIncompatible(_) => "the client's TLS is incompatible (TLS 1.2 or newer needed)",
+        _ => "TLS protocol error",
+    })
 }
 
 /// Raw serial numbers (big-endian bytes, as in the certificate) of revoked certificates.

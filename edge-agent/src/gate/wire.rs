@@ -1,6 +1,6 @@
 //! The byte side of one MQTT connection, shared by device and integration sessions: reading
-//! into a buffer that starts small, parsing packets under the size limit, and writing replies
-//! in one go under a timeout.
+//! into a buffer that starts small, checking each packet strictly (see [`super::strict`]) and
+//! parsing it under the size limit, and writing replies in one go under a timeout.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use super::session::Ended;
+use super::strict;
 
 /// How much is read from a socket at a time. A gateway holds thousands of mostly idle
 /// connections, so per-connection buffers start small and grow only under load.
@@ -18,6 +19,18 @@ pub(super) const READ_CHUNK: usize = 1024;
 /// How long a write to the client may take: a client that stops reading is disconnected
 /// instead of holding its session (and what is queued for it) forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first packet in `buf`, taken out of it once it is complete and conforms to MQTT 3.1.1.
+pub(super) fn parse(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Packet>, Ended> {
+    if let Some(frame) = strict::frame(buf, max_packet) {
+        strict::check(frame).map_err(Ended::Strict)?;
+    }
+    match Packet::read(buf, max_packet) {
+        Ok(packet) => Ok(Some(packet)),
+        Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(Ended::Malformed(e)),
+    }
+}
 
 /// A connection's stream and buffers.
 pub(super) struct Wire<S> {
@@ -48,11 +61,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// The next complete packet in the read buffer, if there is one.
     pub(super) fn next_packet(&mut self) -> Result<Option<Packet>, Ended> {
-        match Packet::read(&mut self.buf, self.max_packet) {
-            Ok(packet) => Ok(Some(packet)),
-            Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-            Err(e) => Err(Ended::Malformed(e)),
-        }
+        parse(&mut self.buf, self.max_packet)
     }
 
     /// Adds `packet` to what [`flush`](Wire::flush) writes next.

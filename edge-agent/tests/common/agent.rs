@@ -246,6 +246,27 @@ impl RunningAgent {
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The first JSON log line that `matches` accepts, once the agent has written it; fails
+    /// the test, with the log, when none comes within `wait`.
+    pub(crate) async fn log_line(&self, wait: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| matches(line));
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no such log line within {wait:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// One event from the stream.

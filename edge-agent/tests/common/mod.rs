@@ -217,21 +217,25 @@ pub(crate) fn server_accepts(gw: &std::path::Path, name: &str) -> bool {
 
 /// A certificate for `device` from this gateway's CA that expired a year ago: (cert, key).
 pub(crate) fn expired_device_cert(gw: &Gateway, device: &str) -> (PathBuf, PathBuf) {
-    use edge_agent::pki::{Ca, Validity, device_cert};
-    let ca = Ca::load(&gw.data).unwrap();
     let year = 365 * 24 * 3600 * 1000;
     let now = shared::UnixMillis::now().get();
-    let validity = Validity {
+    let validity = edge_agent::pki::Validity {
         not_before: shared::UnixMillis::new(now - 2 * year),
         not_after: shared::UnixMillis::new(now - year),
     };
-    let school = SCHOOL.parse().unwrap();
-    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 999_999, validity).unwrap();
-    let cert = gw.tmp.path().join(format!("{device}-expired.pem"));
-    let key = gw.tmp.path().join(format!("{device}-expired.key"));
-    std::fs::write(&cert, issued.cert_pem).unwrap();
-    std::fs::write(&key, issued.key_pem).unwrap();
-    (cert, key)
+    issue_device_cert(gw, device, 999_999, validity, &format!("{device}-expired"))
+}
+
+/// A certificate for `device` from this gateway's CA that becomes valid only in a day:
+/// (cert, key).
+pub(crate) fn future_device_cert(gw: &Gateway, device: &str) -> (PathBuf, PathBuf) {
+    let day = 24 * 3600 * 1000;
+    let now = shared::UnixMillis::now().get();
+    let validity = edge_agent::pki::Validity {
+        not_before: shared::UnixMillis::new(now + day),
+        not_after: shared::UnixMillis::new(now + 2 * day),
+    };
+    issue_device_cert(gw, device, 777_777, validity, &format!("{device}-future"))
 }
 
 /// A currently valid certificate for `device` from the gateway's CA, without registering it.
@@ -239,14 +243,27 @@ pub(crate) fn unregistered_device_cert(
     gw: &Gateway,
     device: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    use edge_agent::pki::{Ca, Validity, device_cert};
-    let ca = Ca::load(&gw.data).unwrap();
     let now = shared::UnixMillis::now();
-    let validity = Validity::starting(now, std::time::Duration::from_secs(3_600));
+    let validity = edge_agent::pki::Validity::starting(now, std::time::Duration::from_secs(3_600));
+    issue_device_cert(gw, device, 888_888, validity, device)
+}
+
+/// A certificate for `device` from the gateway's CA with `serial` and `validity`, written to
+/// `tmp/{stem}.pem` and `.key` without registering anything: (cert, key).
+fn issue_device_cert(
+    gw: &Gateway,
+    device: &str,
+    serial: u64,
+    validity: edge_agent::pki::Validity,
+    stem: &str,
+) -> (PathBuf, PathBuf) {
+    let ca = edge_agent::pki::Ca::load(&gw.data).unwrap();
     let school = SCHOOL.parse().unwrap();
-    let issued = device_cert(&ca, &school, &device.parse().unwrap(), 888_888, validity).unwrap();
-    let cert = gw.tmp.path().join(format!("{device}.pem"));
-    let key = gw.tmp.path().join(format!("{device}.key"));
+    let issued =
+        edge_agent::pki::device_cert(&ca, &school, &device.parse().unwrap(), serial, validity)
+            .unwrap();
+    let cert = gw.tmp.path().join(format!("{stem}.pem"));
+    let key = gw.tmp.path().join(format!("{stem}.key"));
     std::fs::write(&cert, issued.cert_pem).unwrap();
     std::fs::write(&key, issued.key_pem).unwrap();
     (cert, key)

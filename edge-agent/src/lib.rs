@@ -22,10 +22,11 @@
 //! - [`inspect`]: decoding device frames for people (firmware authors, support).
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - [`metrics`]: the Prometheus series and their rendering (served by `api` at `/metrics`).
-//! - `request_id` (private): ids that follow a request or connection through the logs.
 //! - `files` (private): writing new files and replacing files atomically.
-//! - `service` (private): systemd's notify protocol: readiness, stopping, and the watchdog
-//!   that pings only while the engine's loop turns. The only module that speaks to systemd.
+//!
+//! Signals, systemd's notify protocol and watchdog, request ids and observation come from
+//! `hallwatch_service`, shared with the cloud. `watchdog` (private) says what the watchdog
+//! proves here: the engine's loop turns.
 //!
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
@@ -57,13 +58,12 @@ pub mod integration;
 pub mod metrics;
 pub mod occupancy;
 pub mod pki;
-mod request_id;
-mod service;
 pub mod setup;
 pub mod simulate;
 pub mod store;
 pub mod sync;
 pub mod view;
+mod watchdog;
 
 pub use agent::{Agent, run};
 pub use gateway::Gateway;

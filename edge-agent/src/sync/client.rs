@@ -214,7 +214,7 @@ impl SyncClient {
         let records = batch.records.len();
         // Each request has its own id, sent as `X-Request-Id` so the cloud's log lines for it
         // carry the same id as ours.
-        let id = crate::request_id::new();
+        let id = hallwatch_service::request_id::new();
         let span = tracing::info_span!("sync_request", id = %id, lane);
         async move {
             let started = std::time::Instant::now();
@@ -246,7 +246,7 @@ impl SyncClient {
     ) -> Outcome {
         let mut request = http
             .post(self.url.clone())
-            .header(crate::request_id::HEADER, request_id);
+            .header(hallwatch_service::request_id::HEADER, request_id);
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

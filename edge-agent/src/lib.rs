@@ -11,7 +11,7 @@
 //! - [`doctor`]: `edge-agent doctor`, checks of a gateway with a one-line fix each.
 //! - [`backup`]: `edge-agent backup` and `restore`: the gateway in one archive.
 //! - [`enroll`]: `edge-agent enroll`: the gateway's key, its certificate from the cloud and
-//!   the `[cloud]` section of `agent.toml`. The only module that talks to the cloud (reqwest).
+//!   the `[cloud]` section of `agent.toml`.
 //! - [`integration`]: what an integration (strobes, PA, signage) is and which topics it may
 //!   read; the gate enforces it.
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL, the gateway's key and
@@ -23,6 +23,8 @@
 //! - [`simulate`]: `edge-agent simulate`, simulated buttons and cameras over real mTLS (rumqttc).
 //! - [`metrics`]: the Prometheus series and their rendering (served by `api` at `/metrics`).
 //! - `files` (private): writing new files and replacing files atomically.
+//! - `cloud_http` (private): the agent's one HTTP client (reqwest), for `enroll`, `sync` and
+//!   `edge-agent status`.
 //!
 //! Signals, systemd's notify protocol and watchdog, request ids and observation come from
 //! `hallwatch_service`, shared with the cloud. `watchdog` (private) says what the watchdog
@@ -36,7 +38,9 @@
 //! # Invariants
 //!
 //! - The gateway's local operation never waits on the cloud.
-//! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
+//! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd; only `api`
+//!   imports axum; only `cloud_http` imports reqwest. `cargo xtask test` checks it
+//!   (`xtask/src/owners.rs`).
 //! - Private keys are created with mode 0600 and never widened afterwards.
 
 mod agent;

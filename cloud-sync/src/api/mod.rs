@@ -26,6 +26,9 @@
 //!   line) by `hallwatch_service::observe`, with this crate's metrics ([`observer`]).
 //! - `probe`: `/healthz`, `/readyz` (public and metrics listeners) and `/metrics` (metrics
 //!   listener only).
+//! - `serve`: the routers as the server's accept loops serve them, one service per
+//!   connection (its peer address or gateway identity in every request), and the metrics
+//!   listener; so `server` needs no axum.
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
 mod alerts;
@@ -44,6 +47,7 @@ mod page;
 mod probe;
 mod rate;
 mod realtime;
+mod serve;
 mod sync;
 mod totp;
 mod users;
@@ -68,6 +72,7 @@ pub use login_limit::LoginLimiter;
 pub use openapi::{OPENAPI_PATH, document as openapi_document};
 pub use probe::{Listeners, READY_TIMEOUT};
 pub use rate::RateLimiter;
+pub(crate) use serve::{Routes, serve_metrics};
 pub use sync::SYNC_MEDIA_TYPE;
 
 /// What every handler shares.

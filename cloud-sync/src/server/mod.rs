@@ -162,7 +162,7 @@ impl Server {
 
         let public = public::accept_loop(
             self.public,
-            api::public_router(self.state.clone()),
+            api::Routes::public(self.state.clone()),
             cancel.clone(),
             tracker.clone(),
         );
@@ -174,7 +174,7 @@ impl Server {
         let sync = mtls::accept_loop(
             self.sync,
             self.tls,
-            api::sync_router(self.state.clone()),
+            api::Routes::sync(self.state.clone()),
             cancel.clone(),
             tracker.clone(),
         );
@@ -183,8 +183,11 @@ impl Server {
             sync.await;
             served.sync.store(false, Ordering::Relaxed);
         });
-        let metrics = axum::serve(self.metrics, api::metrics_router(self.state.clone()))
-            .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        let metrics = api::serve_metrics(
+            self.metrics,
+            self.state.clone(),
+            cancel.clone().cancelled_owned(),
+        );
         tracker.spawn(async move {
             if let Err(err) = metrics.await {
                 tracing::error!(error = %err, "metrics listener failed");

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `test`     — the one test command: Postgres for the tests, fmt, clippy, every test.
+//! - `owners`   — each outside crate named only by its owner module (`cargo xtask owners`).
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
@@ -11,6 +12,7 @@
 
 mod bench;
 mod demo;
+mod owners;
 mod package;
 mod postgres;
 mod system;
@@ -38,6 +40,9 @@ enum Command {
     /// Start a throwaway PostgreSQL, print its DATABASE_URL, and stop it on Ctrl-C (for running
     /// single tests by hand with `DATABASE_URL=... cargo nextest run ...`).
     Postgres,
+    /// Check only the owner invariants: each outside crate (rusqlite, sqlx, rumqttd, axum,
+    /// reqwest, rcgen) named only by its owner module (see xtask/src/owners.rs).
+    Owners,
     /// Run a benchmark scenario with release builds and print its figures (medians of runs).
     Bench(bench::BenchArgs),
     /// Run the whole system on this machine: a throwaway PostgreSQL, the cloud, two enrolled
@@ -61,6 +66,7 @@ fn main() {
     let result = match cli.command {
         Command::Test(args) => test::run(&args),
         Command::Postgres => serve_postgres(),
+        Command::Owners => owners::check(&system::workspace_root(), owners::RULES),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Package(args) => package::run(&args),

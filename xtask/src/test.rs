@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the project's one test command, as README and `.ci/run` call it.
 //!
-//! Order: cheap checks first (fmt, clippy, the no_std build), then the system tools the tests
+//! Order: cheap checks first (fmt, clippy, the owner invariants, the no_std build), then the system tools the tests
 //! drive (installed with apt when missing), then a PostgreSQL server for the tests, then every
 //! test of the workspace (nextest when installed, plus doctests), then `cargo xtask demo
 //! --check`. The cluster this command started is stopped on every path out, including failures.
@@ -27,6 +27,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    crate::owners::check(&system::workspace_root(), crate::owners::RULES)?;
     check_no_std()?;
     system::ensure_tools(TEST_TOOLS)?;
     system::ensure_tools(crate::package::TOOLS)?;

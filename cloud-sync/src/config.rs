@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shared::sync::Limits;
-use sqlx::postgres::PgConnectOptions;
 
 /// The service's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How to reach Postgres, as the application role.
-    pub database: PgConnectOptions,
+    pub database: crate::db::ConnectOptions,
     /// Connections in the pool.
     pub pool_size: u32,
     /// Where the gateway CA lives (created on first start).

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`db`]: the only module that speaks SQL: scoped transactions, admin upkeep, accounts,
+//! - [`db`]: the only module that speaks SQL (and names sqlx: callers use [`db::Pool`],
+//!   [`db::ConnectOptions`] and [`db::DbError`]): scoped transactions, admin upkeep, accounts,
 //!   enrollment, the batch merge, commands, audit. [`MIGRATOR`] holds `migrations/cloud`.
 //! - [`auth`]: people's accounts without SQL or network: e-mail addresses, roles and grants,
 //!   Argon2id password hashes, the Ed25519 keys that sign access tokens, refresh tokens, the
@@ -13,9 +14,10 @@
 //! - [`api`]: the HTTP handlers (the only module that imports axum): login, refresh and
 //!   logout, the [`api::Caller`] extractor that gives every people-facing handler its scope,
 //!   `GET /api/v1/me` and one's own second factor (`/api/v1/me/totp`), enrollment, sync, the rate limits, the JSON error type.
-//! - [`server`]: binding and running the public, the mTLS sync and the metrics listeners; the accept loop
-//!   that puts each connection's certificate identity into its requests; the background
-//!   tasks (snapshot partitions, gateway liveness); systemd's notify protocol and watchdog.
+//! - [`server`]: binding and running the public, the mTLS sync and the metrics listeners (the
+//!   accept loops, TLS and each connection's certificate identity; the per-connection services
+//!   come from `api`, so `server` needs no axum); the background tasks (snapshot partitions,
+//!   gateway liveness); what systemd's watchdog proves (the pool answers).
 //! - [`metrics`]: the Prometheus series (HTTP latency by route, sync batches and records,
 //!   the pool, SSE connections, gateways online/offline) and their rendering.
 //! - [`config`]: [`Config`], validated settings for `serve`, and [`Liveness`].
@@ -31,6 +33,8 @@
 //!
 //! # Invariants
 //!
+//! - Only `db` names sqlx, only `api` axum, only `pki` rcgen; `cargo xtask test` checks it
+//!   (`xtask/src/owners.rs`).
 //! - A gateway's school and identity come from its client certificate, never from the body.
 //! - Every tenant query runs in a transaction that set its scope ([`db::begin`]); the service
 //!   connects as a role bound by row-level security, so a forgotten scope reads nothing.

@@ -1,19 +1,19 @@
-//! The `cloud-sync` binary: arguments → the library. Nothing else lives here.
+//! The `cloud-sync` binary: arguments → the library. `admin` holds the platform
+//! administration commands (`cloud-sync admin ...`) and what they print.
+
+mod admin;
 
 use std::fs::File;
-use std::io::{BufRead, IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
+use admin::Admin;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cloud_sync::auth::{self, Email, Grant, Password, Role};
 use cloud_sync::settings::{self, RawSettings};
 use cloud_sync::{Config, Server, db};
-use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
-use sqlx::postgres::PgConnectOptions;
 
 #[derive(Debug, Parser)]
 #[command(name = "cloud-sync", version, about = "Hallwatch cloud service")]
@@ -92,101 +92,11 @@ struct ServeArgs {
     trusted_proxies: Vec<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum Admin {
-    /// Create a region.
-    CreateRegion {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// The region's id (letters, digits, '-', '_').
-        #[arg(long)]
-        id: RegionId,
-        /// Its display name.
-        #[arg(long)]
-        name: String,
-    },
-    /// Create a school and print a one-time enrollment token for its gateway.
-    CreateSchool {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// The region the school belongs to.
-        #[arg(long)]
-        region: RegionId,
-        /// The school's id (letters, digits, '-', '_').
-        #[arg(long)]
-        id: SchoolId,
-        /// Its display name.
-        #[arg(long)]
-        name: String,
-        /// How long the token stays valid, in hours.
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
-        token_hours: u64,
-    },
-    /// Print a new one-time enrollment token for an existing school (a replaced gateway).
-    CreateToken {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// The school.
-        #[arg(long)]
-        school: SchoolId,
-        /// How long the token stays valid, in hours.
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
-        token_hours: u64,
-    },
-    /// Create a person's account with one role; the password is read from standard input
-    /// (one line; not echoed when typed at a terminal).
-    CreateUser {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// The login name.
-        #[arg(long)]
-        email: String,
-        /// Read the password from standard input (the only way to give it).
-        #[arg(long, required = true)]
-        password_stdin: bool,
-        /// superadmin, region_admin, school_admin or viewer.
-        #[arg(long)]
-        role: Role,
-        /// The region, for region_admin.
-        #[arg(long)]
-        region: Option<RegionId>,
-        /// The school, for school_admin and viewer.
-        #[arg(long)]
-        school: Option<SchoolId>,
-    },
-    /// Remove a person's second factor (TOTP), pending or active, so they can sign in with
-    /// their password alone and enrol a new phone; audited as totp_reset.
-    ResetTotp {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// The person's login name.
-        #[arg(long)]
-        email: String,
-    },
-    /// Add an access-token signing key to the data directory; it signs from the service's
-    /// next key reload (within 30 s). Remove the old key file 16 minutes later.
-    AddSigningKey {
-        /// The service's --data-dir.
-        #[arg(long)]
-        data_dir: PathBuf,
-    },
-    /// Snapshot retention: create the coming months' partitions, drop months older than
-    /// --keep-months; delete refresh tokens expired over a day ago (run daily from cron or a
-    /// systemd timer).
-    Prune {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        /// Whole months of snapshots to keep.
-        #[arg(long, default_value_t = 13)]
-        keep_months: i32,
-    },
-}
-
 fn main() -> ExitCode {
     // One crypto provider for every TLS user in the process; an error only means a provider
     // is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    init_logging();
+    hallwatch_service::logging::init(tracing_subscriber::EnvFilter::from_default_env());
 
     let cli = Cli::parse();
     let result = match cli.command {
@@ -206,16 +116,16 @@ fn main() -> ExitCode {
             role,
             region,
             school,
-        }) => match user_request(&email, role, region, school) {
+        }) => match admin::user_request(&email, role, region, school) {
             Ok((email, grant, password)) => {
-                block_on(create_user(database_url, email, grant, password))
+                block_on(admin::create_user(database_url, email, grant, password))
             }
             Err(err) => {
                 eprintln!("cloud-sync: {err:#}");
                 return ExitCode::from(EX_CONFIG);
             }
         },
-        Command::Admin(admin) => block_on(run_admin(admin)),
+        Command::Admin(admin) => block_on(admin::run(admin)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -223,25 +133,6 @@ fn main() -> ExitCode {
             eprintln!("cloud-sync: error: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs go to stderr, filtered by `RUST_LOG` (errors only without it): readable lines at a
-/// terminal, one JSON object per line otherwise (under systemd, into the journal, for machines
-/// to read), with the fields of the span the event happened in — a request's `id` — so one
-/// request's lines can be followed.
-fn init_logging() {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
     }
 }
 
@@ -270,38 +161,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let shutdown = shutdown_signal();
+    let shutdown = hallwatch_service::signal::shutdown_signal();
     let server = Server::bind(config).await?;
     server.run(shutdown).await
-}
-
-/// Resolves on SIGTERM (what systemd sends to stop a service) or Ctrl-C. The handlers are
-/// installed when this is called, not when the future is first polled: called before the
-/// listeners are bound, a SIGTERM that comes as soon as they accept stops the service
-/// cleanly instead of killing it (the signal's default action). Needs the runtime entered.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let terminate = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
-    async move {
-        match (terminate, interrupt) {
-            (Ok(mut terminate), Ok(mut interrupt)) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-            }
-            (terminate, interrupt) => {
-                tracing::warn!(
-                    sigterm = ?terminate.err(),
-                    sigint = ?interrupt.err(),
-                    "cannot watch SIGTERM or SIGINT; stopping on Ctrl-C only"
-                );
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        tracing::info!("shutdown requested");
-    }
 }
 
 fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
@@ -312,8 +174,8 @@ fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result
         .block_on(future)
 }
 
-async fn pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
-    let options: PgConnectOptions = url.parse().context("invalid --database-url")?;
+async fn pool(url: &str) -> anyhow::Result<db::Pool> {
+    let options: db::ConnectOptions = url.parse().context("invalid --database-url")?;
     db::connect(options, 2)
         .await
         .context("cannot connect to the database")
@@ -323,179 +185,6 @@ async fn migrate(url: String) -> anyhow::Result<()> {
     db::migrate(&pool(&url).await?).await?;
     eprintln!("cloud-sync: migrations applied");
     Ok(())
-}
-
-async fn run_admin(admin: Admin) -> anyhow::Result<()> {
-    let hours = |h: u64| Duration::from_secs(h * 3600);
-    match admin {
-        Admin::CreateRegion {
-            database_url,
-            id,
-            name,
-        } => {
-            db::admin::create_region(&pool(&database_url).await?, &id, &name).await?;
-            eprintln!("cloud-sync: region {id} created");
-        }
-        Admin::CreateSchool {
-            database_url,
-            region,
-            id,
-            name,
-            token_hours,
-        } => {
-            let pool = pool(&database_url).await?;
-            let token =
-                db::admin::create_school(&pool, &region, &id, &name, hours(token_hours)).await?;
-            eprintln!(
-                "cloud-sync: school {id} created; enrollment token (single use, valid \
-                 {token_hours} h, shown only now):"
-            );
-            println!("{}", token.as_str());
-        }
-        Admin::CreateToken {
-            database_url,
-            school,
-            token_hours,
-        } => {
-            let pool = pool(&database_url).await?;
-            let token =
-                db::admin::create_enrollment_token(&pool, &school, hours(token_hours)).await?;
-            eprintln!(
-                "cloud-sync: enrollment token for {school} (single use, valid {token_hours} h):"
-            );
-            println!("{}", token.as_str());
-        }
-        Admin::CreateUser { .. } => anyhow::bail!("create-user is handled before the runtime"),
-        Admin::ResetTotp {
-            database_url,
-            email,
-        } => {
-            let email: Email = email.parse().context("--email")?;
-            let pool = pool(&database_url).await?;
-            match db::totp::reset(&pool, &email).await? {
-                None => anyhow::bail!("--email: no account has the address {email}"),
-                Some((user, true)) => eprintln!(
-                    "cloud-sync: two-factor sign-in removed for {email} ({user}); they sign in \
-                     with their password and may enrol a new phone"
-                ),
-                Some((user, false)) => eprintln!(
-                    "cloud-sync: {email} ({user}) had no two-factor sign-in; nothing changed"
-                ),
-            }
-        }
-        Admin::AddSigningKey { data_dir } => {
-            let kid = auth::add_signing_key(&data_dir)?;
-            eprintln!(
-                "cloud-sync: signing key {kid} added in {}; it signs from the service's next \
-                 reload (within 30 s); remove the previous key file 16 minutes from now, when \
-                 the last token it signed has expired",
-                data_dir.join(auth::KEY_DIR).display()
-            );
-        }
-        Admin::Prune {
-            database_url,
-            keep_months,
-        } => {
-            let pool = pool(&database_url).await?;
-            let created = db::admin::ensure_snapshot_partitions(&pool, 3).await?;
-            let dropped = db::admin::prune_snapshots(&pool, keep_months).await?;
-            eprintln!("cloud-sync: {created} snapshot partitions created, {dropped} dropped");
-            let tokens = db::accounts::prune_refresh_tokens(&pool).await?;
-            eprintln!("cloud-sync: {tokens} refresh tokens expired over a day ago deleted");
-            let events = db::realtime::prune(&pool, 24).await?;
-            eprintln!("cloud-sync: {events} realtime events older than 24 h deleted");
-        }
-    }
-    Ok(())
-}
-
-/// The account `create-user` asks for, with its password read from standard input; refused
-/// before anything is touched when a flag or the password is not acceptable.
-fn user_request(
-    email: &str,
-    role: Role,
-    region: Option<RegionId>,
-    school: Option<SchoolId>,
-) -> anyhow::Result<(Email, Grant, Password)> {
-    let email: Email = email.parse().context("--email")?;
-    let grant = Grant::new(role, region, school)?;
-    let password = read_password()?;
-    Ok((email, grant, password))
-}
-
-async fn create_user(
-    url: String,
-    email: Email,
-    grant: Grant,
-    password: Password,
-) -> anyhow::Result<()> {
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
-    let pool = pool(&url).await?;
-    let user = db::accounts::create_user(&pool, &email, &hash, &grant).await?;
-    eprintln!(
-        "cloud-sync: user {email} ({}) created with id:",
-        grant.role()
-    );
-    println!("{user}");
-    Ok(())
-}
-
-/// One line of standard input, without its line ending. At a terminal it asks on stderr and
-/// turns echo off (with `stty`, which acts on the terminal it is given as stdin) while the
-/// password is typed.
-fn read_password() -> anyhow::Result<Password> {
-    let stdin = std::io::stdin();
-    let at_terminal = stdin.is_terminal();
-    let _echo = at_terminal.then(EchoOff::new);
-    if at_terminal {
-        eprint!("Password for the new user (not shown): ");
-    }
-    let mut line = String::new();
-    // One byte over the longest password accepted, so an endless stream is not read whole.
-    let limit = u64::try_from(Password::MAX_BYTES + 3).unwrap_or(u64::MAX);
-    stdin
-        .lock()
-        .take(limit)
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    if at_terminal {
-        eprintln!();
-    }
-    if !at_terminal {
-        // More than one line is refused rather than silently cut: a piped file is not a
-        // password.
-        let mut rest = String::new();
-        std::io::stdin()
-            .lock()
-            .take(limit)
-            .read_to_string(&mut rest)
-            .context("cannot read standard input")?;
-        if !rest.trim().is_empty() {
-            anyhow::bail!("the password must be one line; standard input has more");
-        }
-    }
-    let line = line
-        .strip_suffix('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .unwrap_or(&line)
-        .to_owned();
-    Ok(Password::try_from(line)?)
-}
-
-/// Terminal echo off for as long as it lives.
-struct EchoOff;
-
-impl EchoOff {
-    fn new() -> Self {
-        let _ = std::process::Command::new("stty").arg("-echo").status();
-        Self
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("stty").arg("echo").status();
-    }
 }
 
 fn inspect(path: &Path) -> anyhow::Result<()> {

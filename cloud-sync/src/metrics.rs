@@ -268,7 +268,7 @@ impl Metrics {
     }
 }
 
-/// The pool as `sqlx::PgPool` reports it.
+/// The pool as `db::Pool` reports it.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolNumbers {
     /// Connections held.

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shared::sync::Limits;
-use sqlx::postgres::PgConnectOptions;
 
 use crate::{Config, Liveness, LoginLimits};
 
@@ -342,7 +341,7 @@ impl RawSettings {
                     .into(),
             ));
         };
-        let database: PgConnectOptions = url.parse().map_err(|e| {
+        let database: crate::db::ConnectOptions = url.parse().map_err(|e| {
             refuse(
                 "database_url",
                 format!(

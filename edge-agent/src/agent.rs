@@ -9,7 +9,7 @@
 //!
 //! Under systemd, [`run`] sends `READY=1` once [`Agent::start`] has returned (the listeners are
 //! bound and served, the engine runs), pings the watchdog while the engine's loop turns, and
-//! sends `STOPPING=1` before the stop begins (see `service`).
+//! sends `STOPPING=1` before the stop begins (see `watchdog` and `hallwatch_service::notify`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use hallwatch_service::notify;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +28,6 @@ use crate::engine::{Engine, EngineHandle};
 use crate::gateway::Gateway;
 use crate::install::ensure_operator_token;
 use crate::metrics::Metrics;
-use crate::service::{self, Watchdog};
 use crate::store::{DB_FILE, Store};
 use crate::sync::SyncLoop;
 
@@ -156,20 +156,18 @@ pub async fn run(data_dir: &Path, shutdown: impl Future<Output = ()>) -> anyhow:
     let mut agent = Agent::start(&config, data_dir)
         .await
         .with_context(|| format!("cannot start the agent in {}", data_dir.display()))?;
-    service::ready(&format!(
+    notify::ready(&format!(
         "devices on {}, dashboard on {}",
         agent.mqtt_addr, agent.http_addr
     ));
     let watchdog_stop = CancellationToken::new();
-    if let Some(watchdog) = Watchdog::from_env() {
-        tokio::spawn(watchdog.run(agent.engine.heartbeat(), watchdog_stop.clone()));
-    }
+    crate::watchdog::spawn(agent.engine.heartbeat(), watchdog_stop.clone());
     tokio::pin!(shutdown);
     let failed = tokio::select! {
         () = &mut shutdown => None,
         why = agent.failed() => Some(why),
     };
-    service::stopping();
+    notify::stopping();
     watchdog_stop.cancel();
     tracing::info!("stopping: closing the dashboard and device connections");
     agent.stop().await;

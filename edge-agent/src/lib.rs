@@ -15,7 +15,7 @@
 //! - [`doctor`]: `edge-agent doctor`, checks of a gateway with a one-line fix each.
 //! - [`backup`]: `edge-agent backup` and `restore`: the gateway in one archive.
 //! - [`enroll`]: `edge-agent enroll`: the gateway's key, its certificate from the cloud and
-//!   the `[cloud]` section of `agent.toml`. The only module that talks to the cloud (reqwest).
+//!   the `[cloud]` section of `agent.toml`.
 //! - [`integration`]: what an integration (strobes, PA, signage) is and which topics it may
 //!   read; the gate enforces it.
 //! - [`pki`]: the gateway CA, server and device certificates, the CRL, the gateway's key and
@@ -41,10 +41,13 @@
 //! - [`status`]: `edge-agent status`: asks the running agent, else reads the outbox.
 //! - [`view`]: the JSON shapes the dashboard, the API and integrations read.
 //! - [`metrics`]: the Prometheus series and their rendering (served by `api` at `/metrics`).
-//! - `request_id` (private): ids that follow a request or connection through the logs.
 //! - `files` (private): writing new files and replacing files atomically.
-//! - `service` (private): systemd's notify protocol: readiness, stopping, and the watchdog
-//!   that pings only while the engine's loop turns. The only module that speaks to systemd.
+//! - `cloud_http` (private): the agent's one HTTP client (reqwest), for `enroll`, `sync` and
+//!   `edge-agent status`.
+//!
+//! Signals, systemd's notify protocol and watchdog, request ids and observation come from
+//! `hallwatch_service`, shared with the cloud. `watchdog` (private) says what the watchdog
+//! proves here: the engine's loop turns.
 //!
 //! The binary's argument parsing lives in `src/cli.rs`, a module of `main.rs` only.
 //!
@@ -54,7 +57,9 @@
 //! # Invariants
 //!
 //! - The gateway's local operation never waits on the cloud.
-//! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd (from #3).
+//! - Only `store` speaks SQL; only `pki` uses rcgen; only `broker` imports rumqttd; only `api`
+//!   imports axum; only `cloud_http` imports reqwest. `cargo xtask test` checks it
+//!   (`xtask/src/owners.rs`).
 //! - Private keys are created with mode 0600 and never widened afterwards.
 //! - No import circle between top-level modules (`cargo xtask imports`, run by
 //!   `cargo xtask test`); the engine names neither the broker nor rumqttd, only `bus`.
@@ -84,14 +89,13 @@ pub mod layout;
 pub mod metrics;
 pub mod occupancy;
 pub mod pki;
-mod request_id;
-mod service;
 pub mod setup;
 pub mod simulate;
 pub mod status;
 pub mod store;
 pub mod sync;
 pub mod view;
+mod watchdog;
 
 pub use agent::{Agent, run};
 pub use gateway::Gateway;

@@ -83,16 +83,9 @@ async fn ask_agent(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<SyncView
     let token_path = data_dir.join(OPERATOR_TOKEN_FILE);
     let token = std::fs::read_to_string(&token_path)
         .with_context(|| format!("cannot read {}", token_path.display()))?;
-    let client = reqwest::Client::builder()
-        .timeout(ASK_TIMEOUT)
-        .no_proxy()
-        .build()?;
-    let response = match client
-        .get(format!("http://{addr}/api/v1/sync"))
-        .bearer_auth(token.trim())
-        .send()
-        .await
-    {
+    let client = crate::cloud_http::local_client(ASK_TIMEOUT)?;
+    let url = url::Url::parse(&format!("http://{addr}/api/v1/sync"))?;
+    let response = match client.get(url).bearer(token.trim()).send().await {
         Ok(response) => response,
         Err(e) if e.is_connect() => anyhow::bail!("nothing answers on {addr}"),
         Err(e) => anyhow::bail!("the agent on {addr} did not answer: {e}"),
@@ -102,7 +95,7 @@ async fn ask_agent(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<SyncView
         "the agent on {addr} answered {}",
         response.status()
     );
-    let bytes = response.bytes().await?;
+    let bytes = response.read_all().await?;
     serde_json::from_slice(&bytes).context("the agent's answer is not a sync status")
 }
 

@@ -39,4 +39,4 @@ pub mod time;
 
 pub use names::UnknownName;
 pub use snapshot::{SchoolSnapshot, SnapshotCounts};
-pub use time::UnixMillis;
+pub use time::{UnixMillis, Utc, UtcFormat};

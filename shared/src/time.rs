@@ -4,6 +4,9 @@
 //! the shape both SQLite (`INTEGER`) and Postgres (`BIGINT`) store natively, and a compact
 //! varint in postcard. Wall-clock time only; durations and timers use monotonic clocks
 //! elsewhere.
+//!
+//! [`UnixMillis::utc`] is the one place an instant becomes a date for people (command output,
+//! tables, file names), in one of the [`UtcFormat`]s.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +47,17 @@ impl UnixMillis {
         }
     }
 
+    /// This instant in UTC, truncated to whole seconds (what certificates and people's dates
+    /// carry), or `None` beyond the years -9999 to 9999.
+    pub fn to_utc(self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::from_unix_timestamp(self.0.div_euclid(1000)).ok()
+    }
+
+    /// This instant written in UTC as `format` says (see [`Utc`]).
+    pub const fn utc(self, format: UtcFormat) -> Utc {
+        Utc { at: self, format }
+    }
+
     /// `self + duration`, clamped to the representable range.
     pub fn saturating_add(self, duration: Duration) -> Self {
         let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
@@ -76,9 +90,82 @@ impl fmt::Display for UnixMillis {
     }
 }
 
+/// How [`UnixMillis::utc`] writes an instant, in whole seconds of UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UtcFormat {
+    /// `2026-03-01`: a certificate's expiry, a device's enrollment.
+    Date,
+    /// `2026-03-01 08:15:00Z`: when a device was last seen, when a backup was taken.
+    DateTime,
+    /// `20260301T081500Z`: sorts in time order and fits in a file name.
+    Compact,
+}
+
+/// An instant written in UTC ([`UnixMillis::utc`]); beyond the years -9999 to 9999 it is
+/// written as [`UnixMillis`] itself is (`…ms`), since no date can say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Utc {
+    at: UnixMillis,
+    format: UtcFormat,
+}
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(t) = self.at.to_utc() else {
+            return self.at.fmt(f);
+        };
+        let (date, h, m, s) = (t.date(), t.hour(), t.minute(), t.second());
+        match self.format {
+            UtcFormat::Date => write!(f, "{date}"),
+            UtcFormat::DateTime => write!(f, "{date} {h:02}:{m:02}:{s:02}Z"),
+            UtcFormat::Compact => write!(
+                f,
+                "{:04}{:02}{:02}T{h:02}{m:02}{s:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day()
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_dates_in_utc_whole_seconds() {
+        // 2023-11-14 22:13:20.999 UTC.
+        let t = UnixMillis::new(1_700_000_000_999);
+        assert_eq!(t.utc(UtcFormat::Date).to_string(), "2023-11-14");
+        assert_eq!(
+            t.utc(UtcFormat::DateTime).to_string(),
+            "2023-11-14 22:13:20Z"
+        );
+        assert_eq!(t.utc(UtcFormat::Compact).to_string(), "20231114T221320Z");
+        assert_eq!(
+            UnixMillis::EPOCH.utc(UtcFormat::DateTime).to_string(),
+            "1970-01-01 00:00:00Z"
+        );
+        // Before the epoch a partial second still belongs to the second that began it.
+        assert_eq!(
+            UnixMillis::new(-1).utc(UtcFormat::DateTime).to_string(),
+            "1969-12-31 23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn an_instant_no_date_can_say_is_written_in_milliseconds() {
+        let far = UnixMillis::new(i64::MAX);
+        assert_eq!(far.to_utc(), None);
+        assert_eq!(far.utc(UtcFormat::Date).to_string(), far.to_string());
+        assert_eq!(
+            UnixMillis::new(1_700_000_000_999)
+                .to_utc()
+                .map(|t| t.unix_timestamp()),
+            Some(1_700_000_000)
+        );
+    }
 
     #[test]
     fn converts_to_and_from_system_time() {

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `test`     — the one test command: Postgres for the tests, fmt, clippy, every test.
 //! - `imports`  — the import-circle check of edge-agent's modules (`cargo xtask imports`).
+//! - `owners`   — each outside crate named only by its owner module (`cargo xtask owners`).
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
@@ -13,6 +14,7 @@
 mod bench;
 mod demo;
 mod imports;
+mod owners;
 mod package;
 mod postgres;
 mod system;
@@ -46,6 +48,9 @@ enum Command {
         /// Another crate's `src` directory to check instead.
         crate_src: Option<std::path::PathBuf>,
     },
+    /// Check only the owner invariants: each outside crate (rusqlite, sqlx, rumqttd, axum,
+    /// reqwest, rcgen) named only by its owner module (see xtask/src/owners.rs).
+    Owners,
     /// Run a benchmark scenario with release builds and print its figures (medians of runs).
     Bench(bench::BenchArgs),
     /// Run the whole system on this machine: a throwaway PostgreSQL, the cloud, two enrolled
@@ -72,6 +77,7 @@ fn main() {
         Command::Imports { crate_src } => imports::check_module_cycles(
             &crate_src.unwrap_or_else(|| system::workspace_root().join("edge-agent/src")),
         ),
+        Command::Owners => owners::check(&system::workspace_root(), owners::RULES),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Package(args) => package::run(&args),

@@ -1,10 +1,10 @@
 //! `cargo xtask test`: the project's one test command, as README and `.ci/run` call it.
 //!
-//! Order: cheap checks first (fmt, clippy, edge-agent's import-circle check, the no_std build),
-//! then the system tools the tests drive (installed with apt when missing), then a PostgreSQL
-//! server for the tests, then every test of the workspace (nextest when installed, plus
-//! doctests), then `cargo xtask demo --check`. The cluster this command started is stopped on
-//! every path out, including failures.
+//! Order: cheap checks first (fmt, clippy, the owner invariants, edge-agent's import-circle
+//! check, the no_std build), then the system tools the tests drive (installed with apt when
+//! missing), then a PostgreSQL server for the tests, then every test of the workspace (nextest
+//! when installed, plus doctests), then `cargo xtask demo --check`. The cluster this command
+//! started is stopped on every path out, including failures.
 
 use anyhow::{Result, bail};
 
@@ -29,6 +29,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
         "warnings",
     ]))?;
     crate::imports::check_module_cycles(&system::workspace_root().join("edge-agent/src"))?;
+    crate::owners::check(&system::workspace_root(), crate::owners::RULES)?;
     check_no_std()?;
     system::ensure_tools(TEST_TOOLS)?;
     system::ensure_tools(crate::package::TOOLS)?;

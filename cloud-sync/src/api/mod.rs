@@ -22,9 +22,13 @@
 //! - `sync`: `POST /api/v1/sync` on the mTLS listener; the gateway's identity arrives as a
 //!   request extension put there by `server::mtls`, never from the body.
 //! - `rate`: the per-gateway token bucket behind 429.
-//! - `observe`: every request's id, span, latency metric and log line, on every listener.
+//! - every request on every listener is observed (its id, span, latency metric and log
+//!   line) by `hallwatch_service::observe`, with this crate's metrics ([`observer`]).
 //! - `probe`: `/healthz`, `/readyz` (public and metrics listeners) and `/metrics` (metrics
 //!   listener only).
+//! - `serve`: the routers as the server's accept loops serve them, one service per
+//!   connection (its peer address or gateway identity in every request), and the metrics
+//!   listener; so `server` needs no axum.
 //! - `error`: [`ApiError`], the one error type, as JSON.
 
 mod alerts;
@@ -38,12 +42,12 @@ mod error;
 mod extract;
 mod login_limit;
 mod me;
-mod observe;
 mod openapi;
 mod page;
 mod probe;
 mod rate;
 mod realtime;
+mod serve;
 mod sync;
 mod totp;
 mod users;
@@ -53,11 +57,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use hallwatch_service::observe::{self, Observer, Served};
 use shared::sync::Limits;
-use sqlx::PgPool;
 
 use crate::auth::{KeyRing, TotpKey};
 use crate::config::Liveness;
+use crate::db;
 use crate::metrics::Metrics;
 use crate::pki::GatewayCa;
 
@@ -67,13 +72,14 @@ pub use login_limit::LoginLimiter;
 pub use openapi::{OPENAPI_PATH, document as openapi_document};
 pub use probe::{Listeners, READY_TIMEOUT};
 pub use rate::RateLimiter;
+pub(crate) use serve::{Routes, serve_metrics};
 pub use sync::SYNC_MEDIA_TYPE;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// Connected as the application role.
-    pub pool: PgPool,
+    pub pool: db::Pool,
     /// Signs gateway certificates at enrollment.
     pub ca: Arc<GatewayCa>,
     /// Bounds on sync bodies.
@@ -146,10 +152,23 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The request-observing middleware's state for `listener`'s routes.
-fn observer(state: &AppState, listener: &'static str) -> observe::Observer {
-    observe::Observer {
-        metrics: Arc::clone(&state.metrics),
-        listener,
+/// The request-observing middleware's state for `listener`'s routes: the latency into
+/// `hallwatch_cloud_http_request_seconds`. Probes, scrapes and sync come every few seconds
+/// from every gateway and prober, so they log at debug, unless they failed (5xx).
+fn observer(state: &AppState, listener: &'static str) -> Observer {
+    let metrics = Arc::clone(&state.metrics);
+    Observer {
+        listener: Some(listener),
+        quiet: &["/healthz", "/readyz", "/metrics", "/api/v1/sync"],
+        quiet_server_errors: false,
+        record: Arc::new(move |served: Served<'_>| {
+            metrics.http_request(
+                listener,
+                served.route,
+                served.method,
+                served.status,
+                served.seconds,
+            );
+        }),
     }
 }

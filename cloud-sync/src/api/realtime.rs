@@ -51,22 +51,12 @@ pub(super) async fn events(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let resume = match headers.get("last-event-id") {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_last_event_id",
-                        "Last-Event-ID must be the id of an event this stream sent",
-                    )
-                })?,
-        ),
-    };
+    let resume = hallwatch_service::sse::last_event_id(&headers).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_last_event_id",
+            "Last-Event-ID must be the id of an event this stream sent",
+        )
+    })?;
     let Some(guard) = state.realtime.open(caller.user_id) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

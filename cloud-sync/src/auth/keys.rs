@@ -325,18 +325,9 @@ fn read_keys(dir: &Path) -> Result<Keys, AuthError> {
 
 /// `YYYYMMDDTHHMMSSZ`, which sorts in time order.
 fn utc_stamp(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    shared::UnixMillis::from(now)
+        .utc(shared::UtcFormat::Compact)
+        .to_string()
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError {

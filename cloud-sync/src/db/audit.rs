@@ -25,7 +25,10 @@ pub struct AuditEntry<'a> {
 }
 
 /// Appends `entry` in the caller's transaction.
-pub async fn record(conn: &mut PgConnection, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    entry: &AuditEntry<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_log (school_id, actor, action, outcome, detail) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -41,13 +44,14 @@ pub async fn record(conn: &mut PgConnection, entry: &AuditEntry<'_>) -> Result<(
 }
 
 /// Appends `entry` in a transaction of its own, scoped to the entry's school.
-pub async fn record_alone(pool: &sqlx::PgPool, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
+pub async fn record_alone(pool: &sqlx::PgPool, entry: &AuditEntry<'_>) -> Result<(), DbError> {
     let mut tx = match entry.school_id {
         Some(school) => super::begin(pool, super::Scope::School(school)).await?,
         None => super::begin(pool, super::Scope::Schools(&[])).await?,
     };
     record(&mut tx, entry).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }
 
 /// An audit entry as people read it.

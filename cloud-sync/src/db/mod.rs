@@ -52,6 +52,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use thiserror::Error;
 
+/// A pool of connections to the service's database. sqlx's pool, named here so that no module
+/// outside `db` names sqlx (see the owner table in `xtask/src/owners.rs`).
+pub type Pool = sqlx::PgPool;
+/// Where and as whom to connect: parsed from a `postgres://` URL, with
+/// [`ConnectOptions::username`] and the like to adjust it.
+pub type ConnectOptions = PgConnectOptions;
+/// A transaction [`begin`] opened, its tenant scope set; it rolls back unless committed.
+pub type Tx = Transaction<'static, Postgres>;
+
 /// The migrations of `migrations/cloud`, for `cloud-sync migrate` and the tests.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/cloud");
 
@@ -141,15 +150,16 @@ impl<T: TenantScope + ?Sized> TenantScope for &T {
     }
 }
 
-/// A database failure. Callers log it and show "internal error".
+/// A database failure. Callers log it and show "internal error". No sqlx type is part of it:
+/// what sqlx said is only its text and source ([`SqlError`]).
 #[derive(Debug, Error)]
 pub enum DbError {
     /// The query or connection failed.
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(#[source] SqlError),
     /// Applying migrations failed.
     #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] SqlError),
     /// The service is connected as a role that row-level security would not bind.
     #[error(
         "the database role {role:?} is a superuser or bypasses row-level security; \
@@ -174,6 +184,23 @@ pub enum DbError {
     /// Hashing or token generation failed.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+}
+
+/// What sqlx reported, kept for its message and source chain only.
+#[derive(Debug, Error)]
+#[error(transparent)]
+pub struct SqlError(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        DbError::Sql(SqlError(Box::new(err)))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        DbError::Migrate(SqlError(Box::new(err)))
+    }
 }
 
 /// Opens a pool of connections.
@@ -214,10 +241,12 @@ pub async fn ensure_unprivileged(pool: &PgPool) -> Result<(), DbError> {
 /// Begins a transaction and sets its tenant scope with `SET LOCAL` semantics (`set_config(...,
 /// true)`), so the scope ends with the transaction and never leaks to the next user of the
 /// pooled connection. A read-only scope (a viewer's) makes the transaction `READ ONLY`.
-pub async fn begin(
-    pool: &PgPool,
-    scope: impl TenantScope,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin(pool: &PgPool, scope: impl TenantScope) -> Result<Tx, DbError> {
+    Ok(begin_sql(pool, scope).await?)
+}
+
+/// [`begin`] for the module's own helpers, which return sqlx's error.
+async fn begin_sql(pool: &PgPool, scope: impl TenantScope) -> Result<Tx, sqlx::Error> {
     // `BEGIN READ ONLY` rather than a `SET TRANSACTION` after it: one round trip fewer.
     let mut tx = if scope.read_only() {
         pool.begin_with("BEGIN READ ONLY").await?

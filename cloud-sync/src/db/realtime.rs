@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::postgres::PgListener;
 use sqlx::{FromRow, PgPool};
 
 use super::{DbError, Scope, TenantScope, begin};
@@ -21,6 +22,30 @@ pub struct StoredEvent {
     pub at: DateTime<Utc>,
     /// What changed.
     pub data: Value,
+}
+
+/// A connection of its own that hears one channel's notifications (`LISTEN`), fed at commit by
+/// migration 11's triggers.
+#[derive(Debug)]
+pub struct Listener(PgListener);
+
+impl Listener {
+    /// Connects with `pool`'s options and listens on `channel`.
+    pub async fn connect(pool: &PgPool, channel: &str) -> Result<Listener, DbError> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Listener(listener))
+    }
+
+    /// The next notification's payload; `None` when the connection dropped and was made
+    /// again (notifications sent in between are lost; the table is not).
+    pub async fn next(&mut self) -> Result<Option<String>, DbError> {
+        Ok(self
+            .0
+            .try_recv()
+            .await?
+            .map(|note| note.payload().to_owned()))
+    }
 }
 
 /// Events numbered after `after` that `scope` sees, oldest first, at most `limit`.

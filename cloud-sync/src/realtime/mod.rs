@@ -15,14 +15,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use shared::ids::SchoolId;
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::db::realtime::Listener;
 use crate::db::realtime::StoredEvent;
-use crate::db::{self, Scope};
+use crate::db::{self, Pool, Scope};
 
 /// The channel migration 11's triggers notify.
 pub const CHANNEL: &str = "hallwatch_realtime";
@@ -147,7 +146,7 @@ impl Hub {
 
     /// Listens until `cancel`; reconnects (and catches up from the table) when the
     /// connection drops.
-    pub async fn run(self: Arc<Self>, pool: PgPool, cancel: CancellationToken) {
+    pub async fn run(self: Arc<Self>, pool: Pool, cancel: CancellationToken) {
         if let Ok(Some((_, max))) = db::realtime::bounds(&pool).await {
             self.last.store(max, Ordering::Release);
         }
@@ -166,14 +165,13 @@ impl Hub {
         }
     }
 
-    async fn listen(&self, pool: &PgPool) -> Result<(), db::DbError> {
-        let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(CHANNEL).await?;
+    async fn listen(&self, pool: &Pool) -> Result<(), db::DbError> {
+        let mut listener = Listener::connect(pool, CHANNEL).await?;
         // Whatever committed while no one listened.
         self.catch_up(pool).await?;
         loop {
-            match listener.try_recv().await? {
-                Some(note) => match serde_json::from_str::<StoredEvent>(note.payload()) {
+            match listener.next().await? {
+                Some(payload) => match serde_json::from_str::<StoredEvent>(&payload) {
                     Ok(row) => {
                         if row.id > self.last_id() + 1 {
                             // A gap: an event committed that we did not hear (this should not
@@ -186,14 +184,14 @@ impl Hub {
                     }
                     Err(err) => tracing::error!(error = %err, "unreadable realtime notification"),
                 },
-                // The connection dropped and sqlx reconnected: notifications in between are
+                // The connection dropped and was made again: notifications in between are
                 // lost, the table is not.
                 None => self.catch_up(pool).await?,
             }
         }
     }
 
-    async fn catch_up(&self, pool: &PgPool) -> Result<(), db::DbError> {
+    async fn catch_up(&self, pool: &Pool) -> Result<(), db::DbError> {
         loop {
             let rows = db::realtime::since(pool, Scope::AllSchools, self.last_id(), 1000).await?;
             let done = rows.len() < 1000;

@@ -9,8 +9,10 @@
 //!   client certificate into a [`crate::pki::GatewayIdentity`] request extension.
 //! - `connection`: what both accept loops share: the next connection (a failed accept backs
 //!   off), and serving one until it ends or the server stops.
-//! - `service`: systemd's notify protocol: `READY=1` once both listeners are served,
-//!   `STOPPING=1` at shutdown, and the watchdog, which pings only while the pool answers.
+//!
+//! Under systemd (`hallwatch_service::notify`): `READY=1` once both listeners are served,
+//! `STOPPING=1` at shutdown, and the watchdog, which pings only while the pool answers
+//! ([`PoolAnswers`]).
 //!
 //! Background tasks, on every replica: snapshot partitions for the coming months (daily),
 //! reloading the access-token signing keys (every 30 s) and gateway liveness (every `Liveness::check_every`: marking silent gateways offline, which
@@ -25,7 +27,6 @@
 mod connection;
 mod mtls;
 mod public;
-mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
+use hallwatch_service::notify::{self, Probe, Watchdog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -160,7 +162,7 @@ impl Server {
 
         let public = public::accept_loop(
             self.public,
-            api::public_router(self.state.clone()),
+            api::Routes::public(self.state.clone()),
             cancel.clone(),
             tracker.clone(),
         );
@@ -172,7 +174,7 @@ impl Server {
         let sync = mtls::accept_loop(
             self.sync,
             self.tls,
-            api::sync_router(self.state.clone()),
+            api::Routes::sync(self.state.clone()),
             cancel.clone(),
             tracker.clone(),
         );
@@ -181,8 +183,11 @@ impl Server {
             sync.await;
             served.sync.store(false, Ordering::Relaxed);
         });
-        let metrics = axum::serve(self.metrics, api::metrics_router(self.state.clone()))
-            .with_graceful_shutdown(cancel.clone().cancelled_owned());
+        let metrics = api::serve_metrics(
+            self.metrics,
+            self.state.clone(),
+            cancel.clone().cancelled_owned(),
+        );
         tracker.spawn(async move {
             if let Err(err) = metrics.await {
                 tracing::error!(error = %err, "metrics listener failed");
@@ -197,15 +202,15 @@ impl Server {
             self.state.liveness,
             cancel.clone(),
         ));
-        if let Some(watchdog) = service::Watchdog::from_env() {
-            tracker.spawn(watchdog.run(self.state.pool.clone(), cancel.clone()));
+        if let Some(watchdog) = Watchdog::from_env() {
+            tracker.spawn(watchdog.run(PoolAnswers(self.state.pool.clone()), cancel.clone()));
         }
         // The listeners were bound in `bind` and are served from here on.
-        service::ready(&status);
+        notify::ready(&status);
 
         shutdown.await;
         tracing::info!("shutting down");
-        service::stopping();
+        notify::stopping();
         cancel.cancel();
         self.state.realtime.close();
         tracker.close();
@@ -239,7 +244,7 @@ fn local(listener: &TcpListener) -> String {
 }
 
 /// Creates the coming months' snapshot partitions once a day.
-async fn partition_upkeep(pool: sqlx::PgPool, cancel: CancellationToken) {
+async fn partition_upkeep(pool: db::Pool, cancel: CancellationToken) {
     let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
     loop {
         tokio::select! {
@@ -274,7 +279,7 @@ async fn key_reload(keys: Arc<KeyRing>, cancel: CancellationToken) {
 }
 
 /// Marks gateways that fell silent offline, every `check_every`.
-async fn liveness_watch(pool: sqlx::PgPool, liveness: Liveness, cancel: CancellationToken) {
+async fn liveness_watch(pool: db::Pool, liveness: Liveness, cancel: CancellationToken) {
     // A zero period would make `interval` panic.
     let mut every = tokio::time::interval(liveness.check_every.max(Duration::from_millis(10)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,6 +295,29 @@ async fn liveness_watch(pool: sqlx::PgPool, liveness: Liveness, cancel: Cancella
                 }
             }
             Err(err) => tracing::error!(error = %err, "cannot check gateway liveness"),
+        }
+    }
+}
+
+/// What the watchdog proves on the cloud: every quarter of `WatchdogSec` a connection from the
+/// service's own pool runs `SELECT 1`, bounded by that quarter. Every request the service
+/// serves needs the pool, so a pool that hands out no connection (Postgres gone, connections
+/// wedged) for a whole `WatchdogSec` means a service that serves nothing, and systemd restarts
+/// it; a restart that cannot connect exits, and `Restart=` keeps trying.
+#[derive(Debug)]
+pub(crate) struct PoolAnswers(db::Pool);
+
+impl Probe for PoolAnswers {
+    fn subject(&self) -> &'static str {
+        "the database pool"
+    }
+
+    async fn check(&mut self, period: Duration) -> Result<(), String> {
+        let quarter = period / 4;
+        match tokio::time::timeout(quarter, db::ping(&self.0)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {quarter:?}")),
         }
     }
 }

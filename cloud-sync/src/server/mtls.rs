@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -19,9 +16,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
 use super::connection;
+use crate::api::Routes;
 use crate::pki::{GatewayCa, GatewayIdentity};
 
 /// A client that has not finished its handshake by then is dropped.
@@ -56,14 +53,14 @@ pub(super) fn server_config(
 pub(super) async fn accept_loop(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    router: Router,
+    routes: Routes,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     while let Some((tcp, peer)) = connection::accept(&listener, &cancel).await {
         let acceptor = acceptor.clone();
-        let router = router.clone();
+        let routes = routes.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -91,12 +88,8 @@ pub(super) async fn accept_loop(
                 }
                 None => return,
             };
-            let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(identity.clone());
-                request
-            });
             let served = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                .serve_connection(TokioIo::new(stream), routes.for_gateway(identity));
             connection::serve(served, &cancel, peer).await;
         });
     }

@@ -32,17 +32,8 @@ pub(super) async fn stream(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let last = match headers.get("last-event-id") {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .filter(|id| *id >= 0)
-                .ok_or_else(|| ApiError::bad_request("Last-Event-ID is not an event id"))?,
-        ),
-    };
+    let last = hallwatch_service::sse::last_event_id(&headers)
+        .map_err(|bad| ApiError::bad_request(bad.to_string()))?;
     let live = state.engine.subscribe();
     let mut feed = Feed {
         state: state.clone(),

@@ -6,7 +6,8 @@
 //! - `alerts`: listing alerts, one alert with its history, acknowledge/resolve/cancel;
 //! - `events`: the dashboard's event stream (SSE) with `Last-Event-ID` resume;
 //! - `status`: the school snapshot and the device list;
-//! - `observe`: every request's id, span, latency metric and log line;
+//! - every request is observed (its id, span, latency metric and log line) by
+//!   `hallwatch_service::observe`;
 //! - `probe`: `/readyz` and `/metrics`;
 //! - `error`: [`ApiError`], JSON errors with the right status.
 //!
@@ -18,7 +19,6 @@ mod assets;
 mod auth;
 mod error;
 mod events;
-mod observe;
 mod probe;
 mod status;
 
@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use hallwatch_service::observe::{self, Observer, Served};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -159,7 +160,7 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            observer(&state.metrics),
             observe::observe,
         ))
         .with_state(state)
@@ -190,4 +191,19 @@ pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+/// The request-observing middleware's state: the latency into `metrics`. Probes and scrapes,
+/// which machines ask every few seconds, log at debug whatever they answer: a failing
+/// `/readyz` says why in its body and in the agent's own lines.
+fn observer(metrics: &Arc<Metrics>) -> Observer {
+    let metrics = Arc::clone(metrics);
+    Observer {
+        listener: None,
+        quiet: &["/healthz", "/readyz", "/metrics"],
+        quiet_server_errors: true,
+        record: Arc::new(move |served: Served<'_>| {
+            metrics.http_request(served.route, served.method, served.status, served.seconds);
+        }),
+    }
 }

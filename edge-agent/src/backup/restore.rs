@@ -10,8 +10,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use shared::UnixMillis;
 use shared::ids::SchoolId;
+use shared::{UnixMillis, UtcFormat};
 
 use super::{
     BackupError, FILES, FORMAT, MANIFEST, MAX_DB_BYTES, MAX_FILE_BYTES, MAX_MANIFEST_BYTES,
@@ -94,7 +94,7 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<Restored, Ba
     crate::files::sync_parent(data_dir).map_err(io_err(data_dir))?;
     Ok(Restored {
         school_id: manifest.school_id,
-        taken_at: date_time(manifest.taken_at),
+        taken_at: manifest.taken_at.utc(UtcFormat::DateTime).to_string(),
         moved_aside,
     })
 }
@@ -265,19 +265,6 @@ fn aside_name(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".replaced-{}", UnixMillis::now().get() / 1000));
     dir.with_file_name(name)
-}
-
-fn date_time(t: UnixMillis) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000)) {
-        Ok(dt) => format!(
-            "{} {:02}:{:02}:{:02}Z",
-            dt.date(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        ),
-        Err(_) => t.to_string(),
-    }
 }
 
 /// The staging directory, removed with everything in it unless committed.

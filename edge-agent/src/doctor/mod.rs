@@ -178,7 +178,7 @@ pub(crate) fn days_left(not_after_s: i64, now_s: i64) -> i64 {
     (not_after_s - now_s).div_euclid(86_400)
 }
 
-pub(crate) fn date(unix_s: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_s)
-        .map_or_else(|_| unix_s.to_string(), |dt| dt.date().to_string())
+/// A certificate's time (whole seconds) as a UTC date.
+pub(crate) fn date(unix_s: i64) -> shared::Utc {
+    shared::UnixMillis::new(unix_s.saturating_mul(1000)).utc(shared::UtcFormat::Date)
 }

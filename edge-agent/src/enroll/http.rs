@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde::Deserialize;
 use shared::enroll::{
     ENROLL_CHECK_PATH, ENROLL_PATH, EnrollCheckRequest, EnrollCheckResponse, EnrollRequest,
@@ -15,12 +13,11 @@ use shared::enroll::{
 use shared::ids::SchoolId;
 
 use super::{EnrollError, EnrollToken};
-use crate::cloud_http::{chain, printable, read_bounded};
+use crate::cloud_http::{self, Connections, StatusCode, printable};
 use crate::config::CloudUrl;
 
 /// The largest answer read. A success is two certificates (about 1.5 KiB); a refusal a line.
 pub(super) const MAX_ANSWER_BYTES: usize = 64 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// For the whole exchange: the cloud signs within milliseconds, but a school's uplink may be
 /// slow.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,17 +79,12 @@ async fn post<T: serde::de::DeserializeOwned>(
         url: cloud.to_string(),
         reason,
     };
-    let client = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        // A redirect could carry the token elsewhere, even to plain http: never follow one.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| unreachable(chain(&e)))?;
+    // A cloud client never follows a redirect: one could carry the token elsewhere.
+    let client = cloud_http::cloud_client(REQUEST_TIMEOUT, None, Connections::Default)
+        .map_err(|e| unreachable(e.chain()))?;
     let response = client
         .post(url)
-        .header(CONTENT_TYPE, "application/json")
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await
@@ -104,17 +96,13 @@ async fn post<T: serde::de::DeserializeOwned>(
                     REQUEST_TIMEOUT.as_secs()
                 ))
             } else {
-                // reqwest's own message repeats the URL; what went wrong is in its causes.
-                unreachable(std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))
+                unreachable(e.causes())
             }
         })?;
     let status = response.status();
-    let location = response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = read_bounded(response, MAX_ANSWER_BYTES)
+    let location = response.header("location").map(str::to_owned);
+    let bytes = response
+        .read_bounded(MAX_ANSWER_BYTES)
         .await
         .map_err(|reason| EnrollError::BadAnswer { reason })?;
 

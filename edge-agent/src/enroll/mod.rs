@@ -21,10 +21,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use reqwest::StatusCode;
 use shared::UnixMillis;
 use shared::ids::{GatewayId, SchoolId};
 
+use crate::cloud_http::StatusCode;
 use crate::config::{CloudSettings, CloudUrl, Config, ConfigError, SyncUrl};
 use crate::pki::{GatewayKey, PkiError};
 

@@ -192,7 +192,7 @@ impl Gate {
             let state = Arc::clone(&self.state);
             let shutdown = shutdown.clone();
             // Every line about this connection carries its id.
-            let span = tracing::info_span!("connection", id = %crate::request_id::new(), %peer);
+            let span = tracing::info_span!("connection", id = %hallwatch_service::request_id::new(), %peer);
             tracker.spawn(
                 async move {
                     let _slot = slot;

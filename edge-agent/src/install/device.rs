@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use shared::UnixMillis;
 use shared::ids::DeviceId;
+use shared::{UnixMillis, UtcFormat};
 
 use super::bundle::{
     BundleFile, BundleJson, GatewayAddr, Pems, Topics, nvs_csv, write_bundle_files,
@@ -154,23 +154,11 @@ pub fn render_table(devices: &[DeviceRow]) -> String {
 }
 
 pub(super) fn date(t: UnixMillis) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000)) {
-        Ok(dt) => dt.date().to_string(),
-        Err(_) => t.to_string(),
-    }
+    t.utc(UtcFormat::Date).to_string()
 }
 
 fn date_time(t: UnixMillis) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000)) {
-        Ok(dt) => format!(
-            "{} {:02}:{:02}:{:02}Z",
-            dt.date(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        ),
-        Err(_) => t.to_string(),
-    }
+    t.utc(UtcFormat::DateTime).to_string()
 }
 
 /// Writes the device bundle's files (all or none, see [`write_bundle_files`]).

@@ -91,8 +91,7 @@ fn millis(d: Duration) -> i64 {
 
 fn to_offset(t: UnixMillis) -> Result<OffsetDateTime, PkiError> {
     // Certificates carry whole seconds.
-    OffsetDateTime::from_unix_timestamp(t.get().div_euclid(1000))
-        .map_err(|_| PkiError::TimeOutOfRange(t))
+    t.to_utc().ok_or(PkiError::TimeOutOfRange(t))
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -16,7 +14,7 @@ use shared::sync::{Limits, SyncAck, SyncBatch, decode_ack, encode_batch};
 use tracing::Instrument;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::cloud_http::{chain, printable, read_bounded};
+use crate::cloud_http::{self, Client, Connections, StatusCode, printable};
 use crate::config::{SyncSettings, SyncUrl};
 use crate::enroll::{CLOUD_CA_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
 use crate::metrics::Metrics;
@@ -40,7 +38,6 @@ pub const SYNC_PATH: &str = "/api/v1/sync";
 const SYNC_MEDIA_TYPE: &str = "application/vnd.hallwatch.sync";
 /// The largest answer read (an ack with the most commands the codec accepts fits easily).
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the sync client could not be built: the enrollment files are missing or unusable.
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +98,11 @@ struct ErrorDetail {
 /// A client for the sync endpoint, with the gateway's identity loaded.
 #[derive(Debug, Clone)]
 pub struct SyncClient {
-    http: reqwest::Client,
+    http: Client,
     /// The same, keeping no idle connections: a request on it always opens a new one (see
     /// [`SyncClient::send_fresh`]).
-    fresh: reqwest::Client,
-    url: reqwest::Url,
+    fresh: Client,
+    url: url::Url,
     limits: Limits,
     metrics: Option<Arc<Metrics>>,
 }
@@ -120,24 +117,13 @@ impl SyncClient {
         settings: &SyncSettings,
     ) -> Result<SyncClient, ClientError> {
         let tls = tls_config(data_dir, gateway)?;
-        let build = |pooled: bool| {
-            let mut builder = reqwest::Client::builder()
-                .tls_backend_preconfigured(tls.clone())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(settings.request_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .tcp_nodelay(true)
-                .user_agent(concat!("hallwatch-edge-agent/", env!("CARGO_PKG_VERSION")));
-            if !pooled {
-                builder = builder.pool_max_idle_per_host(0);
-            }
-            builder
-                .build()
+        let build = |connections| {
+            cloud_http::cloud_client(settings.request_timeout, Some(tls.clone()), connections)
                 .map_err(|e| ClientError::Identity(format!("cannot build the sync client: {e}")))
         };
         Ok(SyncClient {
-            http: build(true)?,
-            fresh: build(false)?,
+            http: build(Connections::Pooled)?,
+            fresh: build(Connections::Fresh)?,
             url: sync_url.endpoint(SYNC_PATH),
             limits: Limits::default(),
             metrics: None,
@@ -154,13 +140,9 @@ impl SyncClient {
             .get(self.url.clone())
             .send()
             .await
-            .map_err(|e| std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))?;
+            .map_err(|e| e.causes())?;
         let received = std::time::SystemTime::now();
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let date = response.header("date").map(str::to_owned);
         Ok(Probe {
             status: response.status(),
             date,
@@ -203,7 +185,7 @@ impl SyncClient {
 
     fn send_on<'a>(
         &'a self,
-        http: &'a reqwest::Client,
+        http: &'a Client,
         batch: &SyncBatch,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Outcome> + use<'a> {
@@ -214,7 +196,7 @@ impl SyncClient {
         let records = batch.records.len();
         // Each request has its own id, sent as `X-Request-Id` so the cloud's log lines for it
         // carry the same id as ours.
-        let id = crate::request_id::new();
+        let id = hallwatch_service::request_id::new();
         let span = tracing::info_span!("sync_request", id = %id, lane);
         async move {
             let started = std::time::Instant::now();
@@ -239,19 +221,19 @@ impl SyncClient {
 
     async fn post(
         &self,
-        http: &reqwest::Client,
+        http: &Client,
         body: Vec<u8>,
         timeout: Option<Duration>,
         request_id: &str,
     ) -> Outcome {
         let mut request = http
             .post(self.url.clone())
-            .header(crate::request_id::HEADER, request_id);
+            .header(hallwatch_service::request_id::HEADER, request_id);
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
         let response = match request
-            .header(CONTENT_TYPE, SYNC_MEDIA_TYPE)
+            .header("content-type", SYNC_MEDIA_TYPE)
             .body(body)
             .send()
             .await
@@ -265,11 +247,9 @@ impl SyncClient {
         };
         let status = response.status();
         let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
+            .header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = match read_bounded(response, MAX_ANSWER_BYTES).await {
+        let bytes = match response.read_bounded(MAX_ANSWER_BYTES).await {
             Ok(bytes) => bytes,
             Err(message) => return Outcome::Failed { message },
         };
@@ -368,20 +348,11 @@ fn check_common_name(leaf: &CertificateDer<'_>, gateway: &GatewayId) -> Result<(
     }
 }
 
-/// reqwest's own message repeats the URL; what went wrong is in its causes.
-fn describe(e: &reqwest::Error) -> String {
+/// A request that got no answer, for the lane's log line and status.
+fn describe(e: &cloud_http::Error) -> String {
     if e.is_timeout() {
-        return "no answer in time".to_owned();
-    }
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    if causes.is_empty() {
-        e.to_string()
+        "no answer in time".to_owned()
     } else {
-        causes.join(": ")
+        e.causes()
     }
 }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `test`     — the one test command: Postgres for the tests, fmt, clippy, every test.
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
+//! - `pytools`  — the Python programs the tests run, pinned, in a venv below the target dir.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
 //! - `demo`     — `cargo xtask demo`: the whole system on this machine.
@@ -13,6 +14,7 @@ mod bench;
 mod demo;
 mod package;
 mod postgres;
+mod pytools;
 mod system;
 mod test;
 

@@ -15,6 +15,9 @@ use shared::ids::{RegionId, SchoolId};
 use shared::sync::Limits;
 use sqlx::postgres::PgConnectOptions;
 
+#[cfg(test)]
+mod man_page;
+
 #[derive(Debug, Parser)]
 #[command(name = "cloud-sync", version, about = "Hallwatch cloud service")]
 struct Cli {

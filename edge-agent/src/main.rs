@@ -2,6 +2,8 @@
 
 mod ask;
 mod cli;
+#[cfg(test)]
+mod man_page;
 
 use std::process::ExitCode;
 

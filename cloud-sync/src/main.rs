@@ -15,6 +15,9 @@ use cloud_sync::settings::{self, RawSettings};
 use cloud_sync::{Config, Server, db};
 use shared::sync::Limits;
 
+#[cfg(test)]
+mod man_page;
+
 #[derive(Debug, Parser)]
 #[command(name = "cloud-sync", version, about = "Hallwatch cloud service")]
 struct Cli {

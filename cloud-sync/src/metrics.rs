@@ -23,7 +23,7 @@ use shared::sync::Lane;
 use crate::db::liveness::GatewayCounts;
 
 /// The media type of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = shared::metrics_text::OPENMETRICS_CONTENT_TYPE;
 
 /// How a sync batch ended, as counted by `hallwatch_cloud_sync_batches_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 mod ask;
 mod cli;
 mod installer;
+#[cfg(test)]
+mod man_page;
 
 use std::process::ExitCode;
 

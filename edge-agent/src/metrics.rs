@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 /// The media type of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = shared::metrics_text::OPENMETRICS_CONTENT_TYPE;
 
 /// What an uplink was, as counted by `hallwatch_edge_uplinks_received_total{kind}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

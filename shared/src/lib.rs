@@ -14,6 +14,8 @@
 //! - [`snapshot`]: [`SchoolSnapshot`], the periodic attendance and device roll-up.
 //! - [`enroll`]: the enrollment request a gateway posts with its token and CSR, and the answer.
 //! - [`request_id`]: which incoming `X-Request-Id` values the services accept.
+//! - [`metrics_text`]: both services' `/metrics` in Prometheus' text format for the clients
+//!   that ask for it (`promtool`), beside the OpenMetrics they render.
 //! - [`sync`]: the sync wire format (`SyncBatch` up, `SyncAck` down) and its bounded codec.
 //! - `names` (private): the stable text names of the enums, shared by `alert` and `sync`.
 //!
@@ -31,6 +33,7 @@
 pub mod alert;
 pub mod enroll;
 pub mod ids;
+pub mod metrics_text;
 mod names;
 pub mod request_id;
 pub mod snapshot;

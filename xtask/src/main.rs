@@ -6,6 +6,7 @@
 //! - `imports`  — the import-circle check of edge-agent's modules (`cargo xtask imports`).
 //! - `owners`   — each outside crate named only by its owner module (`cargo xtask owners`).
 //! - `postgres` — finds, installs if needed, starts and stops a throwaway PostgreSQL cluster.
+//! - `pytools`  — the Python programs the tests run, pinned, in a venv below the target dir.
 //! - `system`   — running commands, Debian packages, the workspace's paths.
 //! - `bench`    — `cargo xtask bench <scenario>`: release builds, several runs, medians.
 //! - `demo`     — `cargo xtask demo`: the whole system on this machine.
@@ -17,6 +18,7 @@ mod imports;
 mod owners;
 mod package;
 mod postgres;
+mod pytools;
 mod system;
 mod test;
 

@@ -2,7 +2,8 @@
 //! with Debian's own tools, into `target/packages/`.
 //!
 //! For each package a tree is staged the way it installs (`usr/bin/`, `lib/systemd/system/`,
-//! `etc/hallwatch/`, `usr/share/doc/<package>/`) with `DEBIAN/` from `packaging/<dir>/`
+//! `etc/hallwatch/`, `usr/share/doc/<package>/` with the copyright file and the changelog,
+//! `usr/share/man/man1/` with the man page) with `DEBIAN/` from `packaging/<dir>/`
 //! (control, conffiles, maintainer scripts) and md5sums, then `dpkg-deb --root-owner-group
 //! --build` turns it into `<package>_<version>_<arch>.deb`. The binaries are release builds,
 //! stripped; the version is the workspace's, the architecture `dpkg --print-architecture`'s,
@@ -70,6 +71,7 @@ pub(crate) const TOOLS: &[(&str, &str)] = &[
     ("dpkg-shlibdeps", "dpkg-dev"),
     ("strip", "binutils"),
     ("md5sum", "coreutils"),
+    ("gzip", "gzip"),
 ];
 
 /// Maintainer scripts, each optional in `packaging/<dir>/`.
@@ -159,6 +161,27 @@ pub(crate) fn assemble(spec: &Spec, binaries: &Path, version: &str, out: &Path) 
     ] {
         put(&system::workspace_root().join(from), &doc.join(to), 0o644)?;
     }
+    // Compressed as Debian policy (12.3, 12.1) and lintian want them: gzip -9, no name or
+    // time stamp inside, so that the same sources make the same package.
+    put_gzipped(
+        &system::workspace_root().join("packaging/changelog"),
+        &doc.join("changelog.gz"),
+    )?;
+    // What lintian is told to let pass, each line with its reason (packaging/README.md).
+    let overrides = source.join("lintian-overrides");
+    if overrides.exists() {
+        put(
+            &overrides,
+            &stage.join("usr/share/lintian/overrides").join(spec.name),
+            0o644,
+        )?;
+    }
+    put_gzipped(
+        &source.join(format!("{}.1", spec.binary)),
+        &stage
+            .join("usr/share/man/man1")
+            .join(format!("{}.1.gz", spec.binary)),
+    )?;
 
     let depends = shared_library_depends(spec, &binary, out)?;
     let installed_kib = installed_size_kib(&stage)?;
@@ -262,6 +285,29 @@ fn put(from: &Path, to: &Path, mode: u32) -> Result<()> {
     fs::copy(from, to)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     fs::set_permissions(to, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", to.display()))
+}
+
+/// `from`, compressed with `gzip -9n`, as `to` (0644).
+fn put_gzipped(from: &Path, to: &Path) -> Result<()> {
+    let out = Command::new("gzip")
+        .args(["-9", "-n", "-c"])
+        .arg(from)
+        .output()
+        .context("cannot start gzip")?;
+    if !out.status.success() {
+        bail!(
+            "gzip {} failed ({}): {}",
+            from.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(to, out.stdout).with_context(|| format!("cannot write {}", to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o644))
         .with_context(|| format!("cannot chmod {}", to.display()))
 }
 

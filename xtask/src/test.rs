@@ -2,9 +2,10 @@
 //!
 //! Order: cheap checks first (fmt, clippy, the owner invariants, edge-agent's import-circle
 //! check, the no_std build), then the system tools the tests drive (installed with apt when
-//! missing), then a PostgreSQL server for the tests, then every test of the workspace (nextest
-//! when installed, plus doctests), then `cargo xtask demo --check`. The cluster this command
-//! started is stopped on every path out, including failures.
+//! missing; the Python ones into a venv, see `pytools`), then a PostgreSQL server for the
+//! tests, then every test of the workspace (nextest when installed, plus doctests), then
+//! `cargo xtask demo --check`. The cluster this command started is stopped on every path out,
+//! including failures.
 
 use anyhow::{Result, bail};
 
@@ -33,12 +34,13 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
     check_no_std()?;
     system::ensure_tools(TEST_TOOLS)?;
     system::ensure_tools(crate::package::TOOLS)?;
+    let pytools = crate::pytools::ensure()?;
     // The package tests (xtask/src/package/tests.rs) stage the release binaries: built here,
     // once, before the tests, which are told where they are.
     let release = crate::package::build_release()?;
 
     let postgres = Postgres::ensure()?;
-    let result = run_tests(&postgres.url, &release, &args.runner_args);
+    let result = run_tests(&postgres.url, &release, &pytools, &args.runner_args);
     postgres.stop();
     result?;
     if args.runner_args.is_empty() {
@@ -57,16 +59,25 @@ pub(crate) fn run(args: &TestArgs) -> Result<()> {
 /// The tests fail (never skip) when one is missing, so this is where they come from.
 /// Chromium drives the dashboard pages headless (edge-agent/tests/common/browser.rs);
 /// `systemd-analyze` verifies the unit files in `systemd/` (edge-agent/tests/systemd.rs);
-/// `shellcheck` checks the packages' maintainer scripts (xtask/src/package/tests.rs).
+/// `shellcheck` checks the packages' maintainer scripts and `lintian` the packages
+/// (xtask/src/package/tests.rs); `promtool` checks both services' `/metrics`
+/// (edge-agent/tests/observability.rs).
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("mosquitto_pub", "mosquitto-clients"),
     ("mosquitto_sub", "mosquitto-clients"),
     ("chromium", "chromium"),
     ("systemd-analyze", "systemd"),
     ("shellcheck", "shellcheck"),
+    ("lintian", "lintian"),
+    ("promtool", "prometheus"),
 ];
 
-fn run_tests(url: &str, release: &std::path::Path, extra: &[String]) -> Result<()> {
+fn run_tests(
+    url: &str,
+    release: &std::path::Path,
+    pytools: &std::path::Path,
+    extra: &[String],
+) -> Result<()> {
     let nextest = system::succeeds(cargo().args(["nextest", "--version"]));
     let mut tests = cargo();
     if nextest {
@@ -79,7 +90,8 @@ fn run_tests(url: &str, release: &std::path::Path, extra: &[String]) -> Result<(
         tests
             .args(extra)
             .env("DATABASE_URL", url)
-            .env(crate::package::RELEASE_DIR_VAR, release),
+            .env(crate::package::RELEASE_DIR_VAR, release)
+            .env(crate::pytools::VAR, pytools),
     )?;
     if nextest && extra.is_empty() {
         // nextest does not run doctests.

@@ -17,6 +17,7 @@ use super::caller::Capability;
 use super::directory::period;
 use super::extract::{Body, Path, Query};
 use super::page::{Page, PageParams};
+use super::schema::{AlertKindName, AlertStateName, ExportFormat};
 use super::{ApiError, AppState, Caller};
 use crate::db::alerts::{self, Alert, AlertDetail, AlertFilter, Note, SchoolStatistics};
 use crate::db::audit::AuditEntry;
@@ -33,21 +34,24 @@ pub(super) const MAX_NOTE_CHARS: usize = 2_000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct AlertsQuery {
-    /// Only alerts in this state: `triggered`, `escalated`, `acknowledged`, `resolved`,
-    /// `cancelled`.
+    /// Only alerts in this state.
+    #[param(value_type = Option<AlertStateName>, inline)]
     state: Option<String>,
-    /// Only alerts of this kind: `panic`, `medical`, `fire`, `lockdown`, `intruder`.
+    /// Only alerts of this kind.
+    #[param(value_type = Option<AlertKindName>, inline)]
     kind: Option<String>,
     /// Only this school's alerts.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<SchoolId>,
     /// Opened at or after (RFC 3339).
     from: Option<DateTime<Utc>>,
     /// Opened before (RFC 3339).
     to: Option<DateTime<Utc>>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
@@ -86,7 +90,8 @@ impl AlertsQuery {
 /// `GET /api/v1/alerts`: alerts in scope, newest first.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
     security(("bearer" = [])), params(AlertsQuery),
-    responses((status = 200, body = Page<Alert>), (status = 400, description = "A filter is invalid")))]
+    responses((status = 200, body = Page<Alert>, description = "One page of alerts, newest first"),
+        (status = 400, description = "A filter is invalid")))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,7 +112,8 @@ pub(super) async fn list(
 #[utoipa::path(get, path = "/api/v1/alerts/{alert_id}", tag = "alerts",
     security(("bearer" = [])),
     params(("alert_id" = Uuid, Path, description = "An alert id")),
-    responses((status = 200, body = AlertDetail), (status = 404, description = "No such alert in scope")))]
+    responses((status = 200, body = AlertDetail, description = "The alert with its events, notes and requests"),
+        (status = 404, description = "No such alert in scope")))]
 pub(super) async fn detail(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,7 +209,9 @@ async fn act(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewNote {
-    /// One to 2,000 characters.
+    /// One to 2,000 characters, not all of them white space (leading and trailing white
+    /// space is dropped).
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     body: String,
 }
 
@@ -212,7 +220,8 @@ pub(super) struct NewNote {
     security(("bearer" = [])),
     params(("alert_id" = Uuid, Path, description = "An alert id")),
     request_body = NewNote,
-    responses((status = 201, body = Note), (status = 400, description = "Empty or too long"),
+    responses((status = 201, body = Note, description = "The note, added"),
+        (status = 400, description = "Empty or too long"),
         (status = 403, description = "Viewers cannot act"),
         (status = 404, description = "No such alert in scope")))]
 pub(super) async fn add_note(
@@ -249,7 +258,7 @@ pub(super) async fn add_note(
 #[into_params(parameter_in = Query)]
 pub(super) struct StatisticsQuery {
     /// Only this school.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<SchoolId>,
     /// Opened at or after (RFC 3339); default 30 days before `to`.
     from: Option<DateTime<Utc>>,
@@ -261,7 +270,8 @@ pub(super) struct StatisticsQuery {
 /// times to acknowledge and resolve.
 #[utoipa::path(get, path = "/api/v1/alerts/statistics", tag = "alerts",
     security(("bearer" = [])), params(StatisticsQuery),
-    responses((status = 200, body = Vec<SchoolStatistics>)))]
+    responses((status = 200, body = Vec<SchoolStatistics>, description = "Per school in scope"),
+        (status = 400, description = "A filter is invalid, or the period is empty or too long")))]
 pub(super) async fn statistics(
     State(state): State<AppState>,
     caller: Caller,
@@ -281,14 +291,17 @@ pub(super) async fn statistics(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
-    /// `csv` or `json`.
+    /// What the export is written as.
+    #[param(value_type = ExportFormat, inline)]
     format: String,
     /// Only alerts in this state.
+    #[param(value_type = Option<AlertStateName>, inline)]
     state: Option<String>,
     /// Only alerts of this kind.
+    #[param(value_type = Option<AlertKindName>, inline)]
     kind: Option<String>,
     /// Only this school's alerts.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<SchoolId>,
     /// Opened at or after (RFC 3339).
     from: Option<DateTime<Utc>>,

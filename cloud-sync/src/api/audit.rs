@@ -20,24 +20,29 @@ use crate::db::audit::{self, AuditFilter, AuditRecord};
 #[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
     /// Only this school's entries.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<SchoolId>,
     /// Only this action (e.g. `login`, `request_alert_action`, `create_user`).
+    #[param(max_length = 64)]
     action: Option<String>,
     /// At or after (RFC 3339).
     from: Option<DateTime<Utc>>,
     /// Before (RFC 3339).
     to: Option<DateTime<Utc>>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/audit`: newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = Page<AuditRecord>), (status = 403, description = "Administrators only")))]
+    responses((status = 200, body = Page<AuditRecord>, description = "One page of entries, newest first"),
+        (status = 400, description = "A filter is invalid"),
+        (status = 403, description = "Administrators only")))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,

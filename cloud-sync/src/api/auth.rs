@@ -40,11 +40,14 @@ const MAX_BODY: usize = 8 * 1024;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LoginRequest {
+    /// The account's address (no account has a longer one).
+    #[schema(max_length = 254)]
     email: String,
     password: String,
     /// The 6 digits of the authenticator app, when the account asks for them
-    /// (`totp_required`).
+    /// (`totp_required`); spaces between them are ignored.
     #[serde(default)]
+    #[schema(pattern = "^ *([0-9] *){6}$", max_length = 16)]
     totp_code: Option<String>,
 }
 
@@ -65,7 +68,7 @@ pub(super) struct TokenPair {
 
 /// `POST /api/v1/auth/login`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair),
+    responses((status = 200, body = TokenPair, description = "Signed in: an access and a refresh token"),
         (status = 400, description = "Malformed body, or a totp_code that is not 6 digits"),
         (status = 401, description = "Wrong address or password (`invalid_credentials`); a right \
             password for an account with two-factor sign-in but no code (`totp_required`); a \
@@ -188,7 +191,9 @@ async fn second_factor(
 
 /// `POST /api/v1/auth/refresh`.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, description = "Unknown, expired or reused token")))]
+    responses((status = 200, body = TokenPair, description = "The next pair; the token sent is spent"),
+        (status = 400, description = "Malformed body"),
+        (status = 401, description = "Unknown, expired or reused token")))]
 pub(super) async fn refresh(
     State(state): State<AppState>,
     body: Bytes,

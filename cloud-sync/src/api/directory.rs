@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 
 use super::extract::{Path, Query};
 use super::page::{Page, PageParams};
+use super::schema::DeviceStatusName;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Grant;
 use crate::db::directory::{self, Building, Device, Region, School, SchoolDetail, Snapshot};
@@ -34,8 +35,9 @@ pub(super) async fn regions(
 /// `GET /api/v1/regions/{region_id}`.
 #[utoipa::path(get, path = "/api/v1/regions/{region_id}", tag = "estate",
     security(("bearer" = [])),
-    params(("region_id" = String, Path, description = "A region id")),
-    responses((status = 200, body = Region), (status = 404, description = "No such region in scope")))]
+    params(("region_id" = String, Path, description = "A region id", pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)),
+    responses((status = 200, body = Region, description = "The region"),
+        (status = 404, description = "No such region in scope")))]
 pub(super) async fn region(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,18 +74,21 @@ fn granted_regions(caller: &Caller) -> Vec<RegionId> {
 #[into_params(parameter_in = Query)]
 pub(super) struct SchoolsQuery {
     /// Only this region's schools.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     region_id: Option<RegionId>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/schools`: the schools in scope with their latest numbers and gateway status.
 #[utoipa::path(get, path = "/api/v1/schools", tag = "estate",
     security(("bearer" = [])), params(SchoolsQuery),
-    responses((status = 200, body = Page<School>)))]
+    responses((status = 200, body = Page<School>, description = "One page of schools"),
+        (status = 400, description = "A filter is invalid")))]
 pub(super) async fn schools(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,8 +114,9 @@ pub(super) async fn schools(
 /// `GET /api/v1/schools/{school_id}`.
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}", tag = "estate",
     security(("bearer" = [])),
-    params(("school_id" = String, Path, description = "A school id")),
-    responses((status = 200, body = SchoolDetail), (status = 404, description = "No such school in scope")))]
+    params(("school_id" = String, Path, description = "A school id", pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)),
+    responses((status = 200, body = SchoolDetail, description = "The school"),
+        (status = 404, description = "No such school in scope")))]
 pub(super) async fn school(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,8 +132,9 @@ pub(super) async fn school(
 /// `GET /api/v1/schools/{school_id}/rooms`: buildings, floors and rooms.
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/rooms", tag = "estate",
     security(("bearer" = [])),
-    params(("school_id" = String, Path, description = "A school id")),
-    responses((status = 200, body = Vec<Building>), (status = 404, description = "No such school in scope")))]
+    params(("school_id" = String, Path, description = "A school id", pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)),
+    responses((status = 200, body = Vec<Building>, description = "Its buildings and their rooms"),
+        (status = 404, description = "No such school in scope")))]
 pub(super) async fn rooms(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,19 +151,24 @@ pub(super) async fn rooms(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct DevicesQuery {
-    /// Only devices in this status: `online`, `offline`, `battery_low`, `fault`.
+    /// Only devices in this status.
+    #[param(value_type = Option<DeviceStatusName>, inline)]
     status: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/schools/{school_id}/devices`: status, battery and last report per device.
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/devices", tag = "estate",
     security(("bearer" = [])),
-    params(("school_id" = String, Path, description = "A school id"), DevicesQuery),
-    responses((status = 200, body = Page<Device>), (status = 404, description = "No such school in scope")))]
+    params(("school_id" = String, Path, description = "A school id", pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64), DevicesQuery),
+    responses((status = 200, body = Page<Device>, description = "One page of devices"),
+        (status = 400, description = "A filter is invalid"),
+        (status = 404, description = "No such school in scope")))]
 pub(super) async fn devices(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,16 +209,20 @@ pub(super) struct SnapshotsQuery {
     /// Taken before (RFC 3339); default now.
     to: Option<DateTime<Utc>>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/schools/{school_id}/snapshots`: the school's numbers over time, newest first.
 #[utoipa::path(get, path = "/api/v1/schools/{school_id}/snapshots", tag = "estate",
     security(("bearer" = [])),
-    params(("school_id" = String, Path, description = "A school id"), SnapshotsQuery),
-    responses((status = 200, body = Page<Snapshot>), (status = 404, description = "No such school in scope")))]
+    params(("school_id" = String, Path, description = "A school id", pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64), SnapshotsQuery),
+    responses((status = 200, body = Page<Snapshot>, description = "One page of snapshots, newest first"),
+        (status = 400, description = "A filter is invalid, or the period is empty or too long"),
+        (status = 404, description = "No such school in scope")))]
 pub(super) async fn snapshots(
     State(state): State<AppState>,
     caller: Caller,

@@ -16,6 +16,7 @@
 //!   [`crate::realtime::Hub`].
 //! - `openapi`: those routes registered together with their OpenAPI document (served at
 //!   `/api/v1/openapi.json`), so no route exists undocumented.
+//! - `schema`: schema-only enums for the document, for names the handlers parse themselves.
 //! - `extract`, `page`: JSON-error extractors with bounded bodies; cursor pagination.
 //! - `dashboard`: the people's dashboard (`GET /`, `/assets/...`), embedded in the binary;
 //!   a client of the API above, not part of its document.
@@ -47,6 +48,7 @@ mod page;
 mod probe;
 mod rate;
 mod realtime;
+mod schema;
 mod serve;
 mod sync;
 mod totp;

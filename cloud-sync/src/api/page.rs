@@ -23,8 +23,10 @@ const MAX_CURSOR: usize = 512;
 #[into_params(parameter_in = Query)]
 pub(super) struct PageParams {
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(max_length = 512)]
     pub cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::AppState;
-use crate::metrics::{self, PoolNumbers};
+use crate::metrics::PoolNumbers;
 
 /// The longest the readiness query may take.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,9 +97,12 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<R
     (status, Json(body))
 }
 
-/// `GET /metrics` (metrics listener only): the OpenMetrics text, the pool and the gateways'
-/// liveness read first.
-pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics` (metrics listener only): the OpenMetrics text (or Prometheus' text format,
+/// when the scraper's `Accept` prefers it), the pool and the gateways' liveness read first.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     let pool = PoolNumbers {
         size: state.pool.size(),
         idle: u64::try_from(state.pool.num_idle()).unwrap_or(u64::MAX),
@@ -117,5 +120,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
             }
         };
     let text = state.metrics.render(&pool, gateways);
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, text) = shared::metrics_text::negotiate(text, accept);
+    ([(header::CONTENT_TYPE, content_type)], text)
 }

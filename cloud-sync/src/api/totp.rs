@@ -27,7 +27,9 @@ use crate::db::{self, totp::TotpState};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfirmRequest {
-    /// The 6 digits the authenticator app shows for the new secret.
+    /// The 6 digits the authenticator app shows for the new secret; spaces between them are
+    /// ignored.
+    #[schema(pattern = "^ *([0-9] *){6}$", max_length = 16)]
     code: String,
 }
 
@@ -35,9 +37,11 @@ pub(super) struct ConfirmRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DisableRequest {
-    /// The account's password.
+    /// The account's password (at most 1024 bytes).
+    #[schema(max_length = 1024)]
     password: String,
     /// A current code from the authenticator app.
+    #[schema(pattern = "^ *([0-9] *){6}$", max_length = 16)]
     code: String,
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::caller::Capability;
 use super::extract::{Body, Path, Query};
 use super::page::{Page, PageParams};
+use super::schema::RoleName;
 use super::{ApiError, AppState, Caller};
 use crate::auth::{Email, Grant, Password, Role};
 use crate::db::users::{self, User};
@@ -24,18 +25,22 @@ use crate::db::{self, DbError};
 #[into_params(parameter_in = Query)]
 pub(super) struct UsersQuery {
     /// Only people with a grant at this school.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<SchoolId>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     cursor: Option<String>,
     /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/users`: people holding a grant in the caller's scope, by address.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     security(("bearer" = [])), params(UsersQuery),
-    responses((status = 200, body = Page<User>), (status = 403, description = "Administrators only")))]
+    responses((status = 200, body = Page<User>, description = "One page of people, by address"),
+        (status = 400, description = "A filter is invalid"),
+        (status = 403, description = "Administrators only")))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -66,15 +71,24 @@ pub(super) async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUser {
-    /// Their address (compared case-insensitively).
+    /// Their address (compared case-insensitively): one `@`, a dotted domain, no white space
+    /// or control characters, at most 254 bytes.
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]+(\\.[^@\\s\\u0000-\\u001f\\u007f-\\u009f.]+)+$"
+    )]
     email: String,
-    /// At least 12 characters, one line.
+    /// At least 12 characters, at most 1024 bytes, one line.
+    #[schema(min_length = 12, max_length = 1024, pattern = "^[^\\r\\n]*$")]
     password: String,
-    /// `superadmin`, `region_admin`, `school_admin` or `viewer`.
+    /// The role granted; `superadmin` and `region_admin` are granted by a superadmin only.
+    #[schema(value_type = RoleName, inline)]
     role: String,
-    /// For a region admin.
+    /// For a region admin (and only for one).
+    #[schema(pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     region_id: Option<String>,
-    /// For a school admin or viewer.
+    /// For a school admin or viewer (and only for them).
+    #[schema(pattern = "^[A-Za-z0-9_-]+$", min_length = 1, max_length = 64)]
     school_id: Option<String>,
 }
 
@@ -88,7 +102,8 @@ pub(super) struct Created {
 /// `POST /api/v1/users`: adds a person with one grant within the caller's scope.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users",
     security(("bearer" = [])), request_body = NewUser,
-    responses((status = 201, body = Created), (status = 400, description = "Invalid field"),
+    responses((status = 201, body = Created, description = "Added"),
+        (status = 400, description = "Invalid field"),
         (status = 403, description = "The role is above what the caller may grant"),
         (status = 404, description = "The school is not in scope"),
         (status = 409, description = "The address is taken")))]
@@ -152,7 +167,8 @@ pub(super) async fn create(
 #[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users",
     security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "A user id")),
-    responses((status = 200, body = User), (status = 403, description = "Administrators only"),
+    responses((status = 200, body = User, description = "The person"),
+        (status = 403, description = "Administrators only"),
         (status = 404, description = "No such user in scope")))]
 pub(super) async fn get(
     State(state): State<AppState>,

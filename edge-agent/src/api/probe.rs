@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ApiState;
-use crate::metrics::{self, LaneNumbers, ScrapeState};
+use crate::metrics::{LaneNumbers, ScrapeState};
 
 /// The longest a readiness check of the database may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -83,7 +83,8 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<R
     (status, Json(body))
 }
 
-/// `GET /metrics`: the OpenMetrics text, the scrape-time numbers read first.
+/// `GET /metrics`: the OpenMetrics text (or Prometheus' text format, when the scraper's
+/// `Accept` prefers it), the scrape-time numbers read first.
 pub(super) async fn metrics(State(state): State<ApiState>, request: Request) -> Response {
     let loopback = request
         .extensions()
@@ -141,5 +142,8 @@ pub(super) async fn metrics(State(state): State<ApiState>, request: Request) -> 
         lanes,
         dead_letters,
     });
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+    let accept = request.headers().get(header::ACCEPT);
+    let (content_type, text) =
+        shared::metrics_text::negotiate(text, accept.and_then(|v| v.to_str().ok()));
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }

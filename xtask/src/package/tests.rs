@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::{
-    CLOUD, EDGE, RELEASE_DIR_VAR, SCRIPTS, Spec, assemble, build_release_with, workspace_version,
+    CLOUD, EDGE, PACKAGES, RELEASE_DIR_VAR, SCRIPTS, Spec, assemble, build_release_with,
+    workspace_version,
 };
 
 /// The user the seeded root already has for the cloud test, at an id useradd would not pick.
@@ -219,6 +220,63 @@ fn the_cloud_package_has_its_layout_and_reuses_an_existing_user() {
         "the service's group reads it"
     );
     assert_eq!(fs::metadata(&toml).unwrap().uid(), 0);
+}
+
+/// Lintian, Debian's own package checker, finds no error and no warning in either package
+/// (its overrides, each with its reason, are in `packaging/<dir>/lintian-overrides`). One
+/// lintian run checks both packages and a bare one, which shows that it can fail.
+#[test]
+fn both_packages_are_lintian_clean_of_errors_and_warnings() {
+    let work = scratch();
+    let binaries = binaries();
+    let mut debs: Vec<PathBuf> = PACKAGES
+        .iter()
+        .map(|spec| assemble(spec, &binaries, &workspace_version(), work.path()).unwrap())
+        .collect();
+    let bare = work.path().join("bare");
+    fs::create_dir_all(bare.join("DEBIAN")).unwrap();
+    fs::write(
+        bare.join("DEBIAN/control"),
+        "Package: hallwatch-bare\nVersion: 0.1.0\nArchitecture: all\n\
+         Maintainer: Hallwatch <ops@hallwatch.invalid>\nDescription: nothing\n",
+    )
+    .unwrap();
+    let bare_deb = work.path().join("hallwatch-bare_0.1.0_all.deb");
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&bare)
+        .arg(&bare_deb));
+    debs.push(bare_deb);
+
+    let out = Command::new("lintian")
+        .args(["--fail-on", "none", "--tag-display-limit", "0"])
+        .args(&debs)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run lintian (cargo xtask test installs it): {e}"));
+    let tags = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "lintian: {}\n{tags}", out.status);
+    for spec in PACKAGES {
+        let flagged: Vec<&str> = tags
+            .lines()
+            .filter(|line| {
+                ["E", "W"]
+                    .iter()
+                    .any(|level| line.starts_with(&format!("{level}: {}: ", spec.name)))
+            })
+            .collect();
+        assert!(flagged.is_empty(), "lintian on {}:\n{tags}", spec.name);
+    }
+    // A package with nothing but its control file has errors (no copyright file, …).
+    assert!(
+        tags.lines()
+            .any(|line| line.starts_with("E: hallwatch-bare: ")),
+        "{tags}"
+    );
 }
 
 // === helpers ===

@@ -208,9 +208,11 @@ impl Harness {
     /// The one alert the button raised, as stored.
     fn alert(&self) -> AlertRow {
         let reader = Reader::open(&self.db).unwrap();
-        let mut all = reader
-            .alerts(&crate::store::AlertFilter::default())
-            .unwrap();
+        let filter = crate::store::AlertFilter {
+            limit: 10,
+            ..crate::store::AlertFilter::default()
+        };
+        let mut all = reader.alerts(&filter).unwrap();
         assert_eq!(all.len(), 1, "one alert: {all:?}");
         all.remove(0)
     }

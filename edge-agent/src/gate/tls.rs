@@ -62,7 +62,11 @@ pub(super) fn refusal(error: &std::io::Error) -> Option<&'static str> {
                 "certificate not yet valid (is the gateway's clock right?)"
             }
             CertificateError::Revoked => "certificate revoked",
-            CertificateError::BadSignature => "bad certificate signature",
+            // Another gateway's CA has the same name as this one (every school's CA is named
+            // alike), so its certificates find an issuer here and fail on its signature.
+            CertificateError::BadSignature => {
+                "unknown CA: the certificate is signed by another CA than this gateway's"
+            }
             _ => "invalid client certificate",
         },
         Error::AlertReceived(_) => {

@@ -38,7 +38,7 @@ pub(super) struct AuditQuery {
 }
 
 /// `GET /api/v1/audit`: newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", operation_id = "list_audit",
     security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Page<AuditRecord>, description = "One page of entries, newest first"),
         (status = 400, description = "A filter is invalid"),

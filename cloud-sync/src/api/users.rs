@@ -36,7 +36,7 @@ pub(super) struct UsersQuery {
 }
 
 /// `GET /api/v1/users`: people holding a grant in the caller's scope, by address.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
     security(("bearer" = [])), params(UsersQuery),
     responses((status = 200, body = Page<User>, description = "One page of people, by address"),
         (status = 400, description = "A filter is invalid"),
@@ -184,7 +184,7 @@ pub(super) async fn get(
 
 /// `DELETE /api/v1/users/{user_id}`: disables the account (kept for the audit trail) and
 /// ends its sessions. Idempotent.
-#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", operation_id = "disable_user",
     security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "A user id")),
     responses((status = 204, description = "Disabled"),

@@ -227,6 +227,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_says_so_in_its_causes() {
+        // The binary installs ring as the process's provider first thing; so does this test.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         // A port nothing listens on: bound, then closed.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

@@ -35,8 +35,17 @@ pub(crate) fn spawn(heartbeat: Arc<Heartbeat>, stop: CancellationToken) {
 struct EngineTurns(Arc<Heartbeat>);
 
 impl Probe for EngineTurns {
-    fn subject(&self) -> &'static str {
-        "the alert engine"
+    fn withheld(&self, why: &str, period: Duration) {
+        tracing::error!(
+            error = why,
+            watchdog = ?period,
+            "the alert engine has not turned for too long; withholding the watchdog ping \
+             (systemd restarts the agent if it stays so)"
+        );
+    }
+
+    fn resumed(&self) {
+        tracing::warn!(age = ?self.0.age(), "the alert engine turns again; watchdog pings resume");
     }
 
     async fn check(&mut self, period: Duration) -> Result<(), String> {

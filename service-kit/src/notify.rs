@@ -32,10 +32,15 @@ fn send(states: &[NotifyState<'_>]) {
     }
 }
 
-/// What the watchdog proves before each ping.
+/// What the watchdog proves before each ping. The service logs the watchdog's turns itself,
+/// so its lines carry the service's own target (`RUST_LOG=edge_agent=debug` keeps them).
 pub trait Probe: Send {
-    /// What is proven alive, for log lines ("the alert engine", "the database").
-    fn subject(&self) -> &'static str;
+    /// The probe failed (`why`) and pings stop until it answers again; called once per
+    /// failure, not on every withheld ping.
+    fn withheld(&self, why: &str, period: Duration);
+
+    /// The probe answers again after [`Probe::withheld`]; pings resume.
+    fn resumed(&self);
 
     /// `Ok` if the service is alive, else why not. Asked every quarter of `period` (the
     /// watchdog's `WatchdogSec`); an answer should come within that quarter.
@@ -89,19 +94,13 @@ impl Watchdog {
             match probe.check(self.period).await {
                 Ok(()) => {
                     if withheld {
-                        tracing::warn!("{} is alive again; watchdog pings resume", probe.subject());
+                        probe.resumed();
                         withheld = false;
                     }
                     ping();
                 }
                 Err(why) if !withheld => {
-                    tracing::error!(
-                        error = %why,
-                        watchdog = ?self.period,
-                        "{} is not alive; withholding the watchdog ping (systemd restarts the \
-                         service if it stays so)",
-                        probe.subject()
-                    );
+                    probe.withheld(&why, self.period);
                     withheld = true;
                 }
                 Err(_) => {}
@@ -117,11 +116,15 @@ mod tests {
     use super::*;
 
     /// Answers from a script, one per check; alive once the script is used up.
-    struct Scripted(Arc<Mutex<Vec<bool>>>);
+    struct Scripted(Arc<Mutex<Vec<bool>>>, Arc<Mutex<Vec<&'static str>>>);
 
     impl Probe for Scripted {
-        fn subject(&self) -> &'static str {
-            "the test"
+        fn withheld(&self, _why: &str, _period: Duration) {
+            self.1.lock().unwrap().push("withheld");
+        }
+
+        fn resumed(&self) {
+            self.1.lock().unwrap().push("resumed");
         }
 
         async fn check(&mut self, _period: Duration) -> Result<(), String> {
@@ -145,11 +148,12 @@ mod tests {
     async fn pings_every_quarter_period_only_while_the_probe_answers_alive() {
         let watchdog = Watchdog::with_period(Duration::from_secs(4));
         let script = Arc::new(Mutex::new(vec![true, false, false, true]));
+        let said = Arc::new(Mutex::new(Vec::new()));
         let pings = Arc::new(Mutex::new(0_u32));
         let stop = CancellationToken::new();
         let task = {
             let pings = Arc::clone(&pings);
-            let probe = Scripted(Arc::clone(&script));
+            let probe = Scripted(Arc::clone(&script), Arc::clone(&said));
             tokio::spawn(watchdog.run_with(probe, stop.clone(), move || {
                 *pings.lock().unwrap() += 1;
             }))
@@ -174,6 +178,7 @@ mod tests {
             "pings resume when the probe answers"
         );
         assert!(script.lock().unwrap().is_empty());
+        assert_eq!(*said.lock().unwrap(), ["withheld", "resumed"], "once each");
         stop.cancel();
         task.await.unwrap();
     }

@@ -2,8 +2,10 @@
 //! (an acceptable incoming `X-Request-Id` — gateways send one with each sync request — else a
 //! new UUIDv7), echoed in the answer and carried by a `request` span, so every line logged
 //! while serving it names it; its latency handed to the service's metrics by route template,
-//! method and status; and one log line when it ends (at debug for the routes machines ask on
-//! a schedule, at info for the rest).
+//! method and status; and, through the service's `record`, one log line when it ends (at
+//! debug for the routes machines ask on a schedule, at info for the rest). The service logs
+//! that line itself, so it carries the service's own target (`RUST_LOG=cloud_sync=info`
+//! keeps it), inside the request's span.
 //!
 //! Install it with `axum::middleware::from_fn_with_state(observer, observe)` as the router's
 //! outermost layer, so the route template (`MatchedPath`) is known.
@@ -31,27 +33,34 @@ pub struct Served<'a> {
     pub status: u16,
     /// From the request's arrival to its answer's head.
     pub seconds: f64,
+    /// Whether its log line belongs at debug ([`Observer::quiet`]) rather than info.
+    pub quiet: bool,
 }
+
+/// Makes a request's span from its id, method label and route template.
+pub type MakeSpan = dyn Fn(&str, &'static str, &str) -> tracing::Span + Send + Sync;
 
 /// The middleware's state: what a service's listener does with each finished request.
 #[derive(Clone)]
 pub struct Observer {
-    /// The listener's name, a field of the `request` span, when a service has several.
-    pub listener: Option<&'static str>,
+    /// Makes the request's `request` span from its id, method label and route template. The
+    /// service makes it, so the span has the service's own target (a `RUST_LOG` naming the
+    /// service's crate keeps it) and its own fields (the cloud adds its listener's name).
+    pub span: Arc<MakeSpan>,
     /// Routes machines ask on a schedule (probes, scrapes): their line is logged at debug.
     pub quiet: &'static [&'static str],
     /// Whether a quiet route's server error (5xx) is logged at debug too. A service whose
     /// probes fail on a schedule while it starts says so elsewhere; one whose failures are rare
     /// wants each at info.
     pub quiet_server_errors: bool,
-    /// Records the request in the service's metrics.
+    /// Records the request in the service's metrics and logs its line; called inside the
+    /// request's span.
     pub record: Arc<dyn Fn(Served<'_>) + Send + Sync>,
 }
 
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observer")
-            .field("listener", &self.listener)
             .field("quiet", &self.quiet)
             .field("quiet_server_errors", &self.quiet_server_errors)
             .finish_non_exhaustive()
@@ -80,24 +89,18 @@ pub async fn observe(State(observer): State<Observer>, request: Request, next: N
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = method_label(request.method());
-    let span = tracing::info_span!("request", id = %id, listener = observer.listener, method, route = %route);
+    let span = (observer.span)(&id, method, &route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    (observer.record)(Served {
+    let served = Served {
         route: &route,
         method,
         status,
         seconds: elapsed.as_secs_f64(),
-    });
-    let ms = elapsed.as_secs_f64() * 1e3;
-    span.in_scope(|| {
-        if observer.is_quiet(&route, status) {
-            tracing::debug!(status, ms, "request done");
-        } else {
-            tracing::info!(status, ms, "request done");
-        }
-    });
+        quiet: observer.is_quiet(&route, status),
+    };
+    span.in_scope(|| (observer.record)(served));
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(request_id::HEADER, value);
     }
@@ -136,7 +139,9 @@ mod tests {
     fn app(seen: &Seen) -> Router {
         let seen = Arc::clone(seen);
         let observer = Observer {
-            listener: Some("test"),
+            span: Arc::new(|id: &str, method: &'static str, route: &str| {
+                tracing::info_span!("request", id, method, route)
+            }),
             quiet: &["/healthz"],
             quiet_server_errors: false,
             record: Arc::new(move |served: Served<'_>| {
@@ -194,7 +199,7 @@ mod tests {
     #[test]
     fn quiet_routes_are_quiet_unless_they_fail_on_a_loud_listener() {
         let mut observer = Observer {
-            listener: None,
+            span: Arc::new(|_: &str, _: &'static str, _: &str| tracing::Span::none()),
             quiet: &["/healthz"],
             quiet_server_errors: false,
             record: Arc::new(|_: Served<'_>| {}),

@@ -160,7 +160,9 @@ pub fn metrics_router(state: AppState) -> Router {
 fn observer(state: &AppState, listener: &'static str) -> Observer {
     let metrics = Arc::clone(&state.metrics);
     Observer {
-        listener: Some(listener),
+        span: Arc::new(
+            move |id: &str, method: &'static str, route: &str| tracing::info_span!("request", id = %id, listener, method, route = %route),
+        ),
         quiet: &["/healthz", "/readyz", "/metrics", "/api/v1/sync"],
         quiet_server_errors: false,
         record: Arc::new(move |served: Served<'_>| {
@@ -171,6 +173,12 @@ fn observer(state: &AppState, listener: &'static str) -> Observer {
                 served.status,
                 served.seconds,
             );
+            let (status, ms) = (served.status, served.seconds * 1e3);
+            if served.quiet {
+                tracing::debug!(status, ms, "request done");
+            } else {
+                tracing::info!(status, ms, "request done");
+            }
         }),
     }
 }

@@ -308,8 +308,17 @@ async fn liveness_watch(pool: db::Pool, liveness: Liveness, cancel: Cancellation
 pub(crate) struct PoolAnswers(db::Pool);
 
 impl Probe for PoolAnswers {
-    fn subject(&self) -> &'static str {
-        "the database pool"
+    fn withheld(&self, why: &str, period: Duration) {
+        tracing::error!(
+            error = why,
+            watchdog = ?period,
+            "the database pool does not answer; withholding the watchdog ping (systemd \
+             restarts the service if it stays so)"
+        );
+    }
+
+    fn resumed(&self) {
+        tracing::warn!("the database answers again; watchdog pings resume");
     }
 
     async fn check(&mut self, period: Duration) -> Result<(), String> {

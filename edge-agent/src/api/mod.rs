@@ -199,11 +199,19 @@ pub async fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<()
 fn observer(metrics: &Arc<Metrics>) -> Observer {
     let metrics = Arc::clone(metrics);
     Observer {
-        listener: None,
+        span: Arc::new(
+            |id: &str, method: &'static str, route: &str| tracing::info_span!("request", id = %id, method, route = %route),
+        ),
         quiet: &["/healthz", "/readyz", "/metrics"],
         quiet_server_errors: true,
         record: Arc::new(move |served: Served<'_>| {
             metrics.http_request(served.route, served.method, served.status, served.seconds);
+            let (status, ms) = (served.status, served.seconds * 1e3);
+            if served.quiet {
+                tracing::debug!(status, ms, "request done");
+            } else {
+                tracing::info!(status, ms, "request done");
+            }
         }),
     }
 }
